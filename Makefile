@@ -1,0 +1,40 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint typecheck crd clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first: the CPU build on disk; an unpinned torch would pull a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m kubellm.tools.binaries ensure
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/kubellm demo --once
+
+test: $(STAMP)
+	$(BIN)/ruff check kubellm tests bench
+	$(BIN)/ruff format --check kubellm tests bench
+	$(BIN)/mypy kubellm
+	HF_HUB_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check kubellm tests bench
+	$(BIN)/ruff format --check kubellm tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy kubellm
+
+crd: $(STAMP)
+	$(BIN)/kubellm crd > charts/kubellm/crds/llms.kubellm.dev.yaml
+
+clean:
+	rm -rf $(VENV) build *.egg-info

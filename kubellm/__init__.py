@@ -1,0 +1,1 @@
+"""kubellm: fine-tune, load-test and serve LLMs on Kubernetes."""

@@ -1,0 +1,7 @@
+"""`python -m kubellm` is the `kubellm` command."""
+
+import sys
+
+from kubellm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,91 @@
+"""The one `kubellm` command.
+
+Each package owns its subcommands: it exposes ``register(subparsers)`` in its own
+``cli`` module, which adds a parser and sets ``handler`` (a callable taking the parsed
+namespace and returning an exit code). This module only wires them together, so the
+entry point never imports torch, mlflow or kopf before a subcommand needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+__all__ = ["build_parser", "main"]
+
+# Modules that register subcommands, in the order `--help` lists them.
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "kubellm.api.cli",  # crd
+    "kubellm.operator.cli",  # operator
+    "kubellm.training.cli",  # train
+    "kubellm.serving.cli",  # serve, fetch-model
+    "kubellm.loadtests.cli",  # loadtest
+    "kubellm.localkube.cli",  # localkube
+    "kubellm.demo",  # demo
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _version() -> str:
+    try:
+        return version("kubellm")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0+unknown"
+
+
+def _not_built(name: str) -> Handler:
+    def handler(_: argparse.Namespace) -> int:
+        print(f"kubellm {name}: not built yet", file=sys.stderr)
+        return 2
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubellm",
+        description="Fine-tune, load-test and serve LLMs on Kubernetes.",
+    )
+    parser.add_argument("--version", action="version", version=f"kubellm {_version()}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default: INFO)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            short = module_name.split(".")[-2] if module_name.endswith(".cli") else "demo"
+            sub = subparsers.add_parser(short, help=f"({short}: not built yet)")
+            sub.set_defaults(handler=_not_built(short))
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    return handler(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
