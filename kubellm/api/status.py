@@ -1,0 +1,142 @@
+"""The observed state of an LLM: what the operator writes under `status`.
+
+Status is rebuilt from observation on every reconcile and written once, through the status
+subresource. Conditions are the contract (Kubernetes API conventions); `phase` is a short
+summary for printer columns.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "HISTORY_LIMIT",
+    "CandidateStatus",
+    "Condition",
+    "ConditionStatus",
+    "LLMStatus",
+    "LoadTestFigures",
+    "Phase",
+    "ProductionStatus",
+    "Release",
+    "TrainingStatus",
+]
+
+HISTORY_LIMIT = 10
+
+
+class _Status(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    TRAINING = "Training"
+    DEPLOYING = "Deploying"
+    LOAD_TESTING = "LoadTesting"
+    PROMOTING = "Promoting"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+    INVALID = "Invalid"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(_Status):
+    type: str = Field(description="PascalCase condition type, e.g. Ready.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase machine-readable reason.")
+    message: str = Field(default="", description="Human-readable detail.")
+    last_transition_time: str = Field(description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation this condition was computed from."
+    )
+
+
+class TrainingStatus(_Status):
+    job: str | None = Field(default=None, description="Name of the current training Job.")
+    spec_hash: str | None = Field(default=None, description="Hash of the trained spec section.")
+    state: str | None = Field(default=None, description="Running, Succeeded or Failed.")
+    step: int | None = Field(default=None, description="Optimizer steps done.")
+    total_steps: int | None = Field(default=None, description="Optimizer steps planned.")
+    loss: float | None = Field(default=None, description="Latest training loss.")
+    eval_loss: float | None = Field(default=None, description="Final evaluation loss.")
+    run_id: str | None = Field(default=None, description="MLflow run of the training.")
+    model_version: str | None = Field(default=None, description="Version it registered.")
+    message: str | None = Field(default=None, description="Error or summary.")
+    started_at: str | None = Field(default=None, description="When the Job started.")
+    finished_at: str | None = Field(default=None, description="When the Job finished.")
+
+
+class LoadTestFigures(_Status):
+    verdict: str | None = Field(default=None, description="pass, fail or error.")
+    p50_ms: float | None = Field(default=None, description="Median latency (ms).")
+    p95_ms: float | None = Field(default=None, description="95th percentile latency (ms).")
+    p99_ms: float | None = Field(default=None, description="99th percentile latency (ms).")
+    p95_ttft_ms: float | None = Field(default=None, description="p95 time to first token.")
+    requests_per_second: float | None = Field(default=None, description="Throughput.")
+    tokens_per_second: float | None = Field(default=None, description="Generated tokens/s.")
+    error_rate: float | None = Field(default=None, description="Failed fraction.")
+    requests: int | None = Field(default=None, description="Requests measured.")
+    reasons: list[str] = Field(default_factory=list, description="Violated objectives.")
+
+
+class CandidateStatus(_Status):
+    version: str | None = Field(default=None, description="Registry version under test.")
+    deployment: str | None = Field(default=None, description="Its serving Deployment.")
+    state: str | None = Field(default=None, description="Starting, LoadTesting, Passed, ...")
+    load_test: LoadTestFigures | None = Field(default=None, description="Gate figures.")
+    since: str | None = Field(default=None, description="When this candidate appeared.")
+
+
+class ProductionStatus(_Status):
+    version: str | None = Field(default=None, description="Version taking traffic.")
+    deployment: str | None = Field(default=None, description="Its serving Deployment.")
+    endpoint: str | None = Field(default=None, description="In-cluster URL of the Service.")
+    promoted_at: str | None = Field(default=None, description="When it was promoted.")
+
+
+class Release(_Status):
+    version: str = Field(description="Registry version.")
+    verdict: str = Field(description="promoted, refused or error.")
+    at: str = Field(description="When the verdict was reached.")
+    p95_ms: float | None = Field(default=None, description="p95 latency (ms).")
+    requests_per_second: float | None = Field(default=None, description="Throughput.")
+    tokens_per_second: float | None = Field(default=None, description="Generated tokens/s.")
+    error_rate: float | None = Field(default=None, description="Failed fraction.")
+    reasons: list[str] = Field(default_factory=list, description="Why it was refused.")
+
+
+class LLMStatus(_Status):
+    phase: Phase | None = Field(default=None, description="Short summary for kubectl get.")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation the status describes."
+    )
+    conditions: list[Condition] = Field(default_factory=list, description="The contract.")
+    training: TrainingStatus | None = Field(default=None, description="Latest training.")
+    candidate: CandidateStatus | None = Field(default=None, description="Release under test.")
+    production: ProductionStatus | None = Field(default=None, description="Serving release.")
+    last_p95_ms: float | None = Field(
+        default=None, description="p95 latency of the latest load test (ms)."
+    )
+    refused_versions: list[str] = Field(
+        default_factory=list,
+        description="Versions refused by the gate; not retried until the alias moves again.",
+    )
+    history: list[Release] = Field(
+        default_factory=list,
+        max_length=HISTORY_LIMIT,
+        description=f"The last {HISTORY_LIMIT} releases, newest first.",
+    )
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
