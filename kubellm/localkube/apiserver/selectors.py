@@ -1,0 +1,193 @@
+"""Label and field selectors, parsed once per request and matched per object.
+
+Label selectors support the full set clients send (`=`, `==`, `!=`, `in`, `notin`, `key`,
+`!key`). Field selectors support `metadata.name`/`metadata.namespace` on every kind plus the
+per-kind fields kubectl describe and friends use; any other field is a 400, as upstream.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ApiError
+from .meta import dig
+
+__all__ = ["FieldSelector", "LabelSelector", "match_label_selector_object"]
+
+_SET_RE = re.compile(r"^\s*([^\s!=]+)\s+(in|notin)\s+\((.*)\)\s*$")
+
+
+@dataclass(frozen=True)
+class _Req:
+    key: str
+    op: str  # eq, ne, in, notin, exists, notexists
+    values: frozenset[str]
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if self.op == "exists":
+            return self.key in labels
+        if self.op == "notexists":
+            return self.key not in labels
+        if self.op in ("eq", "in"):
+            return self.key in labels and labels[self.key] in self.values
+        # ne / notin match objects without the key, as upstream
+        return labels.get(self.key) not in self.values
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside parentheses."""
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+class LabelSelector:
+    """A parsed `labelSelector` query string."""
+
+    def __init__(self, text: str | None) -> None:
+        self.reqs: list[_Req] = []
+        for part in _split_top(text or ""):
+            self.reqs.append(self._parse(part))
+
+    @staticmethod
+    def _parse(part: str) -> _Req:
+        m = _SET_RE.match(part)
+        if m:
+            values = frozenset(v.strip() for v in m.group(3).split(",") if v.strip())
+            return _Req(m.group(1), m.group(2), values)
+        for token, op in (("==", "eq"), ("!=", "ne"), ("=", "eq")):
+            if token in part:
+                key, _, value = part.partition(token)
+                if not key.strip():
+                    raise ApiError(400, f"unable to parse requirement: {part!r}")
+                return _Req(key.strip(), op, frozenset([value.strip()]))
+        if part.startswith("!"):
+            return _Req(part[1:].strip(), "notexists", frozenset())
+        if re.match(r"^[A-Za-z0-9./_-]+$", part):
+            return _Req(part, "exists", frozenset())
+        raise ApiError(400, f"unable to parse requirement: {part!r}")
+
+    def __bool__(self) -> bool:
+        return bool(self.reqs)
+
+    def matches(self, obj: dict[str, Any]) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return all(r.matches(labels) for r in self.reqs)
+
+
+def match_label_selector_object(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Match a `LabelSelector` object (`matchLabels` + `matchExpressions`); empty matches all."""
+    if not selector:
+        return True
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+_Getter = Callable[[dict[str, Any]], Any]
+
+_COMMON_FIELDS: dict[str, _Getter] = {
+    "metadata.name": lambda o: dig(o, "metadata", "name"),
+    "metadata.namespace": lambda o: dig(o, "metadata", "namespace"),
+}
+
+_KIND_FIELDS: dict[str, dict[str, _Getter]] = {
+    "/events": {
+        "involvedObject.kind": lambda o: dig(o, "involvedObject", "kind"),
+        "involvedObject.name": lambda o: dig(o, "involvedObject", "name"),
+        "involvedObject.namespace": lambda o: dig(o, "involvedObject", "namespace"),
+        "involvedObject.uid": lambda o: dig(o, "involvedObject", "uid"),
+        "involvedObject.apiVersion": lambda o: dig(o, "involvedObject", "apiVersion"),
+        "involvedObject.fieldPath": lambda o: dig(o, "involvedObject", "fieldPath"),
+        "involvedObject.resourceVersion": lambda o: dig(o, "involvedObject", "resourceVersion"),
+        "reason": lambda o: o.get("reason"),
+        "type": lambda o: o.get("type"),
+        "source": lambda o: dig(o, "source", "component"),
+        "reportingComponent": lambda o: o.get("reportingComponent"),
+    },
+    "events.k8s.io/events": {
+        "regarding.kind": lambda o: dig(o, "regarding", "kind"),
+        "regarding.name": lambda o: dig(o, "regarding", "name"),
+        "regarding.namespace": lambda o: dig(o, "regarding", "namespace"),
+        "regarding.uid": lambda o: dig(o, "regarding", "uid"),
+        "reason": lambda o: o.get("reason"),
+        "type": lambda o: o.get("type"),
+    },
+    "/pods": {
+        "status.phase": lambda o: dig(o, "status", "phase"),
+        "spec.nodeName": lambda o: dig(o, "spec", "nodeName"),
+        "spec.restartPolicy": lambda o: dig(o, "spec", "restartPolicy"),
+        "spec.serviceAccountName": lambda o: dig(o, "spec", "serviceAccountName"),
+        "status.podIP": lambda o: dig(o, "status", "podIP"),
+    },
+    "/namespaces": {"status.phase": lambda o: dig(o, "status", "phase")},
+    "/secrets": {"type": lambda o: o.get("type")},
+    "/services": {"spec.clusterIP": lambda o: dig(o, "spec", "clusterIP")},
+}
+
+
+class FieldSelector:
+    """A parsed `fieldSelector` for one resource key; unknown fields give 400."""
+
+    def __init__(self, text: str | None, resource_key: str, kind: str) -> None:
+        self.reqs: list[tuple[_Getter, bool, str]] = []
+        fields = {**_COMMON_FIELDS, **_KIND_FIELDS.get(resource_key, {})}
+        for part in _split_top(text or ""):
+            if "!=" in part:
+                name, _, value = part.partition("!=")
+                negate = True
+            elif "==" in part:
+                name, _, value = part.partition("==")
+                negate = False
+            elif "=" in part:
+                name, _, value = part.partition("=")
+                negate = False
+            else:
+                raise ApiError(400, f"invalid selector: '{text}'; can't understand '{part}'")
+            name = name.strip()
+            getter = fields.get(name)
+            if getter is None:
+                raise ApiError(
+                    400,
+                    f'field label not supported: "{name}"',
+                    reason="BadRequest",
+                )
+            self.reqs.append((getter, negate, value.strip()))
+        self.kind = kind
+
+    def __bool__(self) -> bool:
+        return bool(self.reqs)
+
+    def matches(self, obj: dict[str, Any]) -> bool:
+        for getter, negate, value in self.reqs:
+            actual = getter(obj)
+            actual_s = "" if actual is None else str(actual)
+            if (actual_s == value) == negate:
+                return False
+        return True
