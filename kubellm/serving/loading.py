@@ -1,0 +1,133 @@
+"""Where the served model comes from, and turning that into a model + tokenizer.
+
+A serving pod gets its model either from the MLflow registry (``models:/name/3``,
+``models:/name@production``) or from a local directory that an init container
+(``kubellm fetch-model``) already filled, so that the server container starts from local
+files and another engine could read the same directory. Registry access goes through
+``kubellm.registry.Registry``, the project's one MLflow client.
+
+MLflow's transformers flavor stores the weights in ``model/`` and the tokenizer in
+``components/tokenizer/``; a plain ``save_pretrained`` directory has both side by side.
+``find_tokenizer_dir`` accepts both layouts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubellm.registry import find_model_dir
+
+__all__ = [
+    "LoadedModel",
+    "fetch_model",
+    "find_tokenizer_dir",
+    "is_registry_uri",
+    "load_model",
+    "resolve_model_dir",
+]
+
+log = logging.getLogger(__name__)
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
+def is_registry_uri(spec: str) -> bool:
+    return spec.startswith("models:/")
+
+
+def fetch_model(uri: str, dst: Path, tracking_uri: str | None) -> Path:
+    """Download a registry model into ``dst``; return the folder holding config.json."""
+    from kubellm.registry import Registry
+
+    uri_tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri_tracking:
+        raise ValueError("a models:/ URI needs --tracking-uri (or MLFLOW_TRACKING_URI)")
+    return Registry(uri_tracking).download_model(uri, dst)
+
+
+def resolve_model_dir(spec: str, tracking_uri: str | None, download_dir: Path) -> Path:
+    """A local directory for ``spec`` (a registry URI is downloaded into ``download_dir``)."""
+    if is_registry_uri(spec):
+        return fetch_model(spec, download_dir, tracking_uri)
+    path = Path(spec)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model directory {spec!r} does not exist")
+    return find_model_dir(path)
+
+
+def find_tokenizer_dir(model_dir: Path) -> Path:
+    """The tokenizer next to the weights, or in an MLflow ``components/tokenizer`` folder."""
+    if any((model_dir / f).exists() for f in _TOKENIZER_FILES):
+        return model_dir
+    for root in (model_dir, model_dir.parent):
+        candidate = root / "components" / "tokenizer"
+        if candidate.is_dir():
+            return candidate
+        for found in sorted(root.rglob("tokenizer_config.json")):
+            return found.parent
+    raise FileNotFoundError(f"no tokenizer files next to or under {model_dir}")
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    model_dir: Path
+    context_len: int
+    eos_ids: frozenset[int]
+    pad_id: int
+
+
+def _context_len(config: Any, tokenizer: Any) -> int:
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 1_000_000:
+        return limit
+    return 2048
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), model.config):
+        value = getattr(source, "eos_token_id", None) if source is not None else None
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, list | tuple):
+            ids.update(int(v) for v in value)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return frozenset(ids)
+
+
+def load_model(
+    model_dir: Path, device: str = "cpu", chat_template: str | None = None
+) -> LoadedModel:
+    """Load weights and tokenizer for inference (fp32 on CPU, the checkpoint dtype on GPU)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(find_tokenizer_dir(model_dir))
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    dtype: Any = torch.float32 if device == "cpu" else "auto"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model = model.to(device)  # type: ignore[arg-type]
+    model.eval()
+    pad = tokenizer.pad_token_id
+    if pad is None:
+        pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        model_dir=model_dir,
+        context_len=_context_len(model.config, tokenizer),
+        eos_ids=_eos_ids(model, tokenizer),
+        pad_id=int(pad),
+    )
