@@ -1,0 +1,193 @@
+"""A local cluster for tests: `local_cluster(tmp_dir)` and the `localkube` pytest fixture.
+
+The cluster runs as a separate process (`python -m kubellm localkube up`), exactly as a
+developer runs it, so tests talk to it only over HTTP with the real kubectl, the real
+`kubernetes` client and kopf. On exit the context manager stops it and asserts that no
+process it started (pods included) outlives it.
+
+Use in a conftest::
+
+    from kubellm.testing.localkube import localkube  # noqa: F401  (session fixture)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["Cluster", "local_cluster", "localkube"]
+
+KUBECTL = "/usr/bin/kubectl"
+
+
+@dataclass
+class Cluster:
+    """A running localkube: where it is and small helpers to drive it."""
+
+    kubeconfig_path: Path
+    url: str
+    workdir: Path
+    pid: int
+    cache_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kubecache-")))
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """os.environ with KUBECONFIG and a private KUBECACHEDIR (discovery cache)."""
+        env = dict(os.environ)
+        env.update(KUBECONFIG=str(self.kubeconfig_path), KUBECACHEDIR=str(self.cache_dir), **extra)
+        return env
+
+    def kubectl(
+        self, *args: str, timeout: float = 60, check: bool = False, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl against this cluster."""
+        kubectl = KUBECTL if os.path.exists(KUBECTL) else "kubectl"
+        return subprocess.run(
+            [kubectl, *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+            input=input,
+        )
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        """Call a `/_localkube/...` admin endpoint (faults, pod-faults)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read().decode()
+        return json.loads(text) if text.strip().startswith(("{", "[")) else text
+
+    def add_pod_fault(self, **fault: Any) -> dict[str, Any]:
+        """e.g. `add_pod_fault(kind="crash", namePrefix="web-", after=0.5)`."""
+        result: dict[str, Any] = self.admin("POST", "/_localkube/pod-faults", fault)
+        return result
+
+    def clear_pod_faults(self) -> None:
+        self.admin("DELETE", "/_localkube/pod-faults")
+
+    def load_kube_config(self) -> Any:
+        """A `kubernetes.client.ApiClient` configured for this cluster."""
+        from kubernetes import client, config
+
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=str(self.kubeconfig_path), client_configuration=cfg)
+        return client.ApiClient(cfg)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/_localkube/healthz", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _descendants(pid: int) -> list[Any]:
+    try:
+        import psutil
+
+        return list(psutil.Process(pid).children(recursive=True))
+    except Exception:
+        return []
+
+
+@contextmanager
+def local_cluster(
+    tmp_dir: Path,
+    *,
+    time_scale: float = 0.1,
+    extra_args: Sequence[str] = (),
+    startup_timeout: float = 30.0,
+    stop_timeout: float = 20.0,
+) -> Iterator[Cluster]:
+    """Start `python -m kubellm localkube up` in `tmp_dir`; stop it and check for leaks."""
+    workdir = Path(tmp_dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = workdir / "kubeconfig"
+    state = workdir / "localkube.json"
+    state.unlink(missing_ok=True)
+    log = open(workdir / "localkube.log", "ab")  # noqa: SIM115 - closed in finally
+    cmd = [
+        sys.executable,
+        "-m",
+        "kubellm",
+        "--log-level",
+        "INFO",
+        "localkube",
+        "up",
+        "--workdir",
+        str(workdir),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--time-scale",
+        str(time_scale),
+        *extra_args,
+    ]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + startup_timeout
+        url = ""
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"localkube exited with {proc.returncode}; see {workdir / 'localkube.log'}"
+                )
+            if state.exists():
+                try:
+                    url = json.loads(state.read_text())["url"]
+                except (ValueError, KeyError):
+                    url = ""
+                if url and _healthy(url):
+                    break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"localkube did not become healthy in {startup_timeout}s")
+        yield Cluster(kubeconfig_path=kubeconfig, url=url, workdir=workdir, pid=proc.pid)
+    finally:
+        children = _descendants(proc.pid)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(stop_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+        leaked = [c for c in children if _still_running(c)]
+        for c in leaked:
+            try:
+                c.kill()
+            except Exception:
+                pass
+        assert not leaked, f"processes outlived localkube: {[c.pid for c in leaked]}"
+
+
+def _still_running(p: Any) -> bool:
+    try:
+        return bool(p.is_running() and p.status() != "zombie")
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def localkube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One local cluster for the test session (time scale 0.1)."""
+    with local_cluster(tmp_path_factory.mktemp("localkube")) as cluster:
+        yield cluster
