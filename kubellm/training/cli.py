@@ -1,0 +1,124 @@
+"""``kubellm train``: the training Job's entry point, and what it tells the operator.
+
+Whatever happens, the process ends with a JSON summary in the termination-message file
+(``$KUBELLM_TERMINATION_LOG``) and on the last line of stdout, and an exit code by category:
+
+    0  trained and registered            3  the registry cannot be reached (retry later)
+    1  training failed unexpectedly      4  quality gate missed: nothing registered
+    2  bad input (spec must change)      143 terminated (SIGTERM)
+
+On failure stderr's last line is one line naming the cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from kubellm.training.options import add_arguments
+
+__all__ = ["EXIT_CODES", "register", "run"]
+
+log = logging.getLogger(__name__)
+
+EXIT_CODES = {
+    "succeeded": 0,
+    "training_failed": 1,
+    "bad_input": 2,
+    "registry_unavailable": 3,
+    "quality_gate": 4,
+    "terminated": 143,
+}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="pre-train or fine-tune a causal LM and register it in MLflow",
+        description=(
+            "Pre-train (--method pretrain) or fine-tune (full, lora) a causal language model "
+            "with transformers' Trainer (CPU, GPU, or DDP under torchrun), track the run in "
+            "MLflow, register the model and set an alias. Every flag --foo-bar can also be "
+            "set as the environment variable KUBELLM_FOO_BAR."
+        ),
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def error_kind(exc: BaseException) -> str:
+    """The summary's ``error_kind`` (and so the exit code) of an exception."""
+    from kubellm.registry import RegistryUnavailable
+    from kubellm.training.errors import TrainError
+    from kubellm.training.job import Terminated
+
+    if isinstance(exc, Terminated | KeyboardInterrupt):
+        return "terminated"
+    if isinstance(exc, RegistryUnavailable):
+        return "registry_unavailable"
+    if isinstance(exc, TrainError):
+        return exc.kind
+    return "training_failed"
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    from kubellm.training.job import Terminated
+
+    raise Terminated("terminated by SIGTERM")
+
+
+def _report(summary: dict[str, Any]) -> None:
+    from kubellm.termination import write_termination_message
+
+    text = write_termination_message(summary)
+    print(text, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kubellm.training.errors import OptionsError
+    from kubellm.training.options import resolve_options
+
+    try:
+        opts = resolve_options(vars(args), os.environ)
+    except OptionsError as exc:
+        print(f"kubellm train: error: {one_line(exc)}", file=sys.stderr, flush=True)
+        _report({"status": "failed", "error": one_line(exc), "error_kind": "bad_input"})
+        return EXIT_CODES["bad_input"]
+
+    context: dict[str, Any] = {}
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        from kubellm.training.job import run_job
+
+        summary = run_job(opts, context=context)
+    except BaseException as exc:
+        kind = error_kind(exc)
+        if kind == "training_failed":
+            log.exception("training failed")
+        message = one_line(exc)
+        print(f"kubellm train: error: {message}", file=sys.stderr, flush=True)
+        _report(
+            {
+                "status": "failed",
+                "llm": opts.llm_name,
+                "method": opts.method,
+                "run_id": context.get("run_id"),
+                "error": message,
+                "error_kind": kind,
+            }
+        )
+        return EXIT_CODES[kind]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _report(summary)
+    return 0
