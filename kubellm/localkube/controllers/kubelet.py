@@ -511,7 +511,7 @@ class PodRuntime:
         never_ready = self.k.faults.take(self.pod, rec.name, ("never-ready",)) is not None
         startup = spec.get("startupProbe")
         if startup:
-            verdict = await self._probe_until(startup, spec, env, cwd, stop_on=True)
+            verdict = await self._probe_until(startup, spec, env, cwd)
             if verdict is False:
                 self.event("Warning", "Unhealthy", f"Startup probe failed for container {rec.name}")
                 await self._kill_container(proc, self._grace())
@@ -538,15 +538,13 @@ class PodRuntime:
     def _period(self, probe: JSON) -> float:
         return max(0.05, self.k.clock.seconds(float(probe.get("periodSeconds") or 10)))
 
-    async def _probe_until(
-        self, probe: JSON, spec: JSON, env: Any, cwd: Any, *, stop_on: bool
-    ) -> bool | None:
+    async def _probe_until(self, probe: JSON, spec: JSON, env: Any, cwd: Any) -> bool:
+        """Probe until the first verdict (successThreshold or failureThreshold reached)."""
         await asyncio.sleep(self.k.clock.seconds(float(probe.get("initialDelaySeconds") or 0)))
         tracker = ProbeTracker.from_spec(probe)
         while True:
-            ok = await run_probe(probe, spec, self.ip, env=env, cwd=cwd)
-            verdict = tracker.record(ok)
-            if verdict is not None and (verdict or stop_on):
+            verdict = tracker.record(await run_probe(probe, spec, self.ip, env=env, cwd=cwd))
+            if verdict is not None:
                 return verdict
             await asyncio.sleep(self._period(probe))
 
@@ -576,12 +574,10 @@ class PodRuntime:
         env: Any,
         cwd: Any,
     ) -> None:
-        verdict = await self._probe_until(probe, spec, env, cwd, stop_on=False)
-        while verdict:
+        await asyncio.sleep(self.k.clock.seconds(float(probe.get("initialDelaySeconds") or 0)))
+        tracker = ProbeTracker.from_spec(probe)
+        while tracker.record(await run_probe(probe, spec, self.ip, env=env, cwd=cwd)) is not False:
             await asyncio.sleep(self._period(probe))
-            verdict = await self._probe_until(
-                dict(probe, initialDelaySeconds=0), spec, env, cwd, stop_on=True
-            )
         self.event("Warning", "Unhealthy", f"Liveness probe failed for container {rec.name}")
         self.event(
             "Normal", "Killing", f"Container {rec.name} failed liveness probe, will be restarted"
