@@ -200,38 +200,34 @@ class _Walker:
                     f"'{schema['pattern']}'",
                 )
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            if "minimum" in schema:
-                lo = schema["minimum"]
-                if value < lo or (schema.get("exclusiveMinimum") is True and value == lo):
-                    op = (
-                        "greater than"
-                        if schema.get("exclusiveMinimum") is True
-                        else "greater than or equal to"
-                    )
-                    self.fail(
-                        path,
-                        "FieldValueInvalid",
-                        f"Invalid value: {value}: {path} in body should be {op} {lo}",
-                    )
-            if "maximum" in schema:
-                hi = schema["maximum"]
-                if value > hi or (schema.get("exclusiveMaximum") is True and value == hi):
-                    op = (
-                        "less than"
-                        if schema.get("exclusiveMaximum") is True
-                        else "less than or equal to"
-                    )
-                    self.fail(
-                        path,
-                        "FieldValueInvalid",
-                        f"Invalid value: {value}: {path} in body should be {op} {hi}",
-                    )
+            self._bounds(value, schema, path)
             mult = schema.get("multipleOf")
             if mult and value % mult:
                 self.fail(
                     path,
                     "FieldValueInvalid",
                     f"Invalid value: {value}: {path} in body should be a multiple of {mult}",
+                )
+
+    def _bounds(self, value: float, schema: dict[str, Any], path: str) -> None:
+        """minimum/maximum, with OpenAPI v3.0 boolean or JSON-Schema numeric exclusives."""
+        for bound, excl, word in (
+            ("minimum", "exclusiveMinimum", "greater than"),
+            ("maximum", "exclusiveMaximum", "less than"),
+        ):
+            sign = 1 if bound == "minimum" else -1
+            limit, exclusive = schema.get(bound), schema.get(excl)
+            if isinstance(exclusive, int | float) and not isinstance(exclusive, bool):
+                limit, exclusive = exclusive, True
+            if limit is None:
+                continue
+            below = (value - limit) * sign
+            if below < 0 or (exclusive is True and below == 0):
+                op = word if exclusive is True else f"{word} or equal to"
+                self.fail(
+                    path,
+                    "FieldValueInvalid",
+                    f"Invalid value: {value}: {path} in body should be {op} {limit}",
                 )
 
     def _rules(self, value: Any, schema: dict[str, Any], path: str, old: Any) -> None:

@@ -1,0 +1,71 @@
+"""Tables for kubectl get: JSONPath subset, ages, built-in and CRD columns."""
+
+from __future__ import annotations
+
+from kubellm.localkube.apiserver.kinds import Registry, ResourceKind
+from kubellm.localkube.apiserver.tables import build_table, human_age, jsonpath_values
+
+OBJ = {
+    "metadata": {"name": "w", "namespace": "ns", "labels": {"a": "b"}},
+    "status": {
+        "conditions": [{"type": "Ready", "status": "True"}, {"type": "Synced", "status": "False"}],
+        "items": [{"n": 1}, {"n": 2}],
+    },
+}
+
+
+def test_jsonpath_subset_used_by_printer_columns() -> None:
+    assert jsonpath_values(OBJ, '.status.conditions[?(@.type=="Ready")].status') == ["True"]
+    assert jsonpath_values(OBJ, ".status.conditions[?(@.type!='Ready')].type") == ["Synced"]
+    assert jsonpath_values(OBJ, "{.status.items[*].n}") == [1, 2]
+    assert jsonpath_values(OBJ, ".status.items[1].n") == [2]
+    assert jsonpath_values(OBJ, ".status.missing.x") == []
+
+
+def test_human_age_matches_kubectl() -> None:
+    assert [human_age(s) for s in (7, 119, 150, 600, 4000, 90000, 400000)] == [
+        "7s", "119s", "2m30s", "10m", "66m", "25h", "4d15h",
+    ]  # fmt: skip
+
+
+def test_crd_table_has_name_printer_columns_and_age_with_row_metadata() -> None:
+    kind = ResourceKind(
+        group="example.com",
+        versions=("v1",),
+        plural="widgets",
+        singular="widget",
+        kind="Widget",
+        namespaced=True,
+        builtin=False,
+        printer_columns={
+            "v1": [
+                {
+                    "name": "Ready",
+                    "type": "string",
+                    "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                },
+                {"name": "Wide", "type": "string", "jsonPath": ".status.x", "priority": 1},
+            ]
+        },
+    )
+    table = build_table(kind, "v1", [OBJ], "9")
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Ready", "Wide", "Age"]
+    assert table["columnDefinitions"][2]["priority"] == 1
+    row = table["rows"][0]
+    assert row["cells"][:3] == ["w", "True", None]
+    assert row["object"]["metadata"]["namespace"] == "ns" and row["object"]["metadata"]["labels"]
+
+
+def test_pod_table_shows_ready_status_and_restarts() -> None:
+    pods = Registry().get("/pods")
+    assert pods is not None
+    pod = {
+        "metadata": {"name": "p", "creationTimestamp": "2020-01-01T00:00:00Z"},
+        "spec": {"containers": [{"name": "c"}]},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [{"ready": True, "restartCount": 2, "state": {"running": {}}}],
+        },
+    }
+    cells = build_table(pods, "v1", [pod], "1")["rows"][0]["cells"]
+    assert cells[:4] == ["p", "1/1", "Running", "2"]
