@@ -136,6 +136,13 @@ def _read_state(workdir: Path) -> dict[str, Any] | None:
 
 
 def _alive(pid: int) -> bool:
+    """True while the process runs (a zombie waiting for its parent to reap it has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                return False
+    except (OSError, IndexError):
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -11,7 +11,8 @@ job kube-proxy does with iptables.
 
 Where a platform only allows 127.0.0.1 (macOS without `ifconfig lo0 alias`), pods all get
 127.0.0.1 (so replicas must use distinct ports) and each service port is served on a free
-port of 127.0.0.1, published in the Service annotation `localkube.kubellm.dev/proxy`.
+port of 127.0.0.1 instead of its cluster IP; the mapping is logged at INFO and kept in
+`ServiceProxy.fallback_addresses` (`(namespace, service, port) -> "127.0.0.1:PORT"`).
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ from kubellm.localkube.controllers.base import Informer
 from kubellm.localkube.controllers.meta import match_labels
 from kubellm.localkube.controllers.probes import resolve_port
 
-__all__ = ["PROXY_ANNOTATION", "IpPool", "ServiceProxy", "endpoints_for", "loopback_aliases_work"]
+__all__ = ["IpPool", "ServiceProxy", "endpoints_for", "loopback_aliases_work"]
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
-PROXY_ANNOTATION = "localkube.kubellm.dev/proxy"
 
 
 def loopback_aliases_work(probe_ip: str = "127.64.0.1") -> bool:
