@@ -94,6 +94,7 @@ class CandidateStatus(_Status):
     version: str | None = Field(default=None, description="Registry version under test.")
     deployment: str | None = Field(default=None, description="Its serving Deployment.")
     state: str | None = Field(default=None, description="Starting, LoadTesting, Passed, ...")
+    load_test_job: str | None = Field(default=None, description="The load-test Job.")
     load_test: LoadTestFigures | None = Field(default=None, description="Gate figures.")
     since: str | None = Field(default=None, description="When this candidate appeared.")
 
@@ -101,7 +102,10 @@ class CandidateStatus(_Status):
 class ProductionStatus(_Status):
     version: str | None = Field(default=None, description="Version taking traffic.")
     deployment: str | None = Field(default=None, description="Its serving Deployment.")
-    endpoint: str | None = Field(default=None, description="In-cluster URL of the Service.")
+    endpoint: str | None = Field(default=None, description="In-cluster DNS URL of the Service.")
+    address: str | None = Field(
+        default=None, description="URL by cluster IP (also reachable from the host in localkube)."
+    )
     promoted_at: str | None = Field(default=None, description="When it was promoted.")
 
 
@@ -130,8 +134,12 @@ class LLMStatus(_Status):
     )
     refused_versions: list[str] = Field(
         default_factory=list,
-        description="Versions refused by the gate; not retried until the alias moves again.",
+        description=(
+            "Versions refused by the gate (VERSION or VERSION@RETRYTOKEN); not tested again "
+            "until the alias moves or the kubellm.dev/retry-rollout annotation changes."
+        ),
     )
+    message: str | None = Field(default=None, description="What the operator waits for.")
     history: list[Release] = Field(
         default_factory=list,
         max_length=HISTORY_LIMIT,

@@ -1,0 +1,185 @@
+"""Carry out a plan: registry first, then children, then deletions, events, and status.
+
+The order matters for promotion: the registry's production alias is the record of the
+decision, so it moves before the Service switches; if the registry call fails, nothing
+else happens and the next reconcile tries again. Children are created, or merge-patched
+when the hash of their rendered spec changed (drift), never blindly re-applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubellm.api.resource import LLM
+from kubellm.operator.builders import owner_reference
+from kubellm.operator.kube import ApiError, KubeApi
+from kubellm.operator.naming import SPEC_HASH_ANNOTATION, content_hash
+from kubellm.operator.observed import Observed
+from kubellm.operator.plan import Event, Plan, RegistryAction
+from kubellm.registry import Registry
+
+__all__ = [
+    "Ref",
+    "apply_registry",
+    "execute",
+    "merge_patch_diff",
+    "post_event",
+    "write_outcome",
+]
+
+log = logging.getLogger(__name__)
+
+
+def merge_patch_diff(old: Any, new: Any) -> Any:
+    """An RFC 7386 merge patch that turns ``old`` into ``new`` (null removes a key)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    patch: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        if key not in old:
+            patch[key] = value
+        elif old[key] != value:
+            patch[key] = merge_patch_diff(old[key], value)
+    return patch
+
+
+def apply_registry(registry: Registry, llm: LLM, actions: list[RegistryAction]) -> None:
+    name = llm.spec.model.registered_model
+    for action in actions:
+        if action.kind == "set_tags":
+            registry.set_version_tags(name, action.version, action.tags)
+        elif action.kind == "set_alias" and action.alias:
+            registry.set_alias(name, action.alias, action.version)
+            log.info("moved %s@%s -> %s", name, action.alias, action.version)
+
+
+def _observed_hash(observed: Observed, kind: str, name: str) -> tuple[bool, str | None]:
+    if kind == "Deployment":
+        d = observed.deployments.get(name)
+        return d is not None, d.spec_hash if d else None
+    if kind == "Service":
+        s = observed.services.get(name)
+        return s is not None, s.spec_hash if s else None
+    if kind == "ConfigMap":
+        return name in observed.configmaps, observed.configmaps.get(name)
+    if kind == "HorizontalPodAutoscaler":
+        return name in observed.hpas, observed.hpas.get(name)
+    if kind == "Job":
+        return name in observed.jobs, None
+    return False, None
+
+
+def _prepare(llm: LLM, manifest: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    body = {**manifest, "metadata": dict(manifest["metadata"])}
+    digest = content_hash(manifest)
+    meta = body["metadata"]
+    meta["annotations"] = {**(meta.get("annotations") or {}), SPEC_HASH_ANNOTATION: digest}
+    meta["ownerReferences"] = [owner_reference(llm)]
+    return body, digest
+
+
+def _apply_child(api: KubeApi, llm: LLM, observed: Observed, manifest: dict[str, Any]) -> None:
+    kind = manifest["kind"]
+    name = manifest["metadata"]["name"]
+    exists, seen_hash = _observed_hash(observed, kind, name)
+    body, digest = _prepare(llm, manifest)
+    if not exists:
+        try:
+            api.create(kind, llm.namespace, body)
+            log.info("created %s %s/%s", kind, llm.namespace, name)
+            return
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            if kind == "Job":
+                return  # Jobs are named by content: an existing one is the same Job
+    if seen_hash == digest or kind == "Job":
+        return
+    patch = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
+    if kind == "Deployment":
+        # Replicas have one writer: the HPA (or the candidate's initial count at creation).
+        patch["spec"] = {k: v for k, v in patch["spec"].items() if k != "replicas"}
+    api.patch(kind, llm.namespace, name, patch)
+    log.info("patched %s %s/%s (spec changed)", kind, llm.namespace, name)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Enough of an LLM to address it: events and status need no parsed spec."""
+
+    name: str
+    namespace: str
+    uid: str | None
+
+
+def post_event(api: KubeApi, llm: Ref, event: Event) -> None:
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{llm.name}.", "namespace": llm.namespace},
+        "involvedObject": {
+            "apiVersion": "kubellm.dev/v1alpha1",
+            "kind": "LLM",
+            "name": llm.name,
+            "namespace": llm.namespace,
+            "uid": llm.uid or "",
+        },
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message[:1024],
+        "source": {"component": "kubellm-operator"},
+        "reportingComponent": "kubellm-operator",
+        "reportingInstance": "kubellm-operator",
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+    try:
+        api.create("Event", llm.namespace, body)
+    except ApiError as exc:  # an Event is best effort; the status carries the same facts
+        log.warning("could not post event %s: %s", event.reason, exc)
+
+
+def execute(
+    api: KubeApi,
+    registry: Registry | None,
+    llm: LLM,
+    observed: Observed,
+    plan: Plan,
+    raw_status: dict[str, Any],
+) -> bool:
+    """Apply ``plan``; return True when the status changed and was written."""
+    if plan.registry:
+        assert registry is not None
+        apply_registry(registry, llm, plan.registry)
+    order = {"ConfigMap": 0, "Service": 1, "Deployment": 2, "Job": 3, "HorizontalPodAutoscaler": 4}
+    for manifest in sorted(plan.apply, key=lambda m: order.get(m["kind"], 9)):
+        _apply_child(api, llm, observed, manifest)
+    for deletion in plan.delete:
+        api.delete(deletion.kind, llm.namespace, deletion.name)
+        log.info("deleted %s %s/%s", deletion.kind, llm.namespace, deletion.name)
+    return write_outcome(api, Ref(llm.name, llm.namespace, llm.uid), plan, raw_status)
+
+
+def write_outcome(api: KubeApi, ref: Ref, plan: Plan, raw_status: dict[str, Any]) -> bool:
+    """Post the plan's events and write its status (once, only if it changed)."""
+    for event in plan.events:
+        post_event(api, ref, event)
+    new_status = plan.status.dump()
+    if new_status == raw_status:
+        return False
+    api.patch(
+        "LLM",
+        ref.namespace,
+        ref.name,
+        {"status": merge_patch_diff(raw_status, new_status)},
+        subresource="status",
+    )
+    return True

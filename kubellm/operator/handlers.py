@@ -1,0 +1,95 @@
+"""kopf glue: every trigger calls the one reconciler; outcomes map onto kopf's retries.
+
+Handlers are registered on an explicit `kopf.OperatorRegistry` (not kopf's global one) so
+the operator can be built, inspected and run from `kubellm operator` and from tests without
+import-time side effects. kopf's own bookkeeping (progress, diff-base, finalizer) is kept
+under our domain, `kubellm.dev/`. Handlers return nothing: the reconciler is the only
+writer of status.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from aiohttp import web
+
+from kubellm.api.identity import GROUP, PLURAL, VERSION
+from kubellm.operator.config import OperatorConfig
+from kubellm.operator.reconciling import Outcome, Reconciler
+from kubellm.operator.webhooks import build_app, register_webhook
+
+__all__ = ["build_registry", "configure_settings"]
+
+log = logging.getLogger(__name__)
+
+
+def configure_settings(settings: kopf.OperatorSettings) -> None:
+    settings.persistence.finalizer = "kubellm.dev/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubellm.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="kubellm.dev", key="last-handled-configuration"
+    )
+    settings.posting.enabled = False  # our Events come from the reconciler, one per transition
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.execution.max_workers = 8
+
+
+def _raise_for(outcome: Outcome) -> None:
+    if outcome.invalid:
+        raise kopf.PermanentError(outcome.message)
+    if outcome.requeue_after is not None:
+        raise kopf.TemporaryError(outcome.message or "in progress", delay=outcome.requeue_after)
+
+
+def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    runner: dict[str, web.AppRunner] = {}
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_settings(settings)
+        app = build_app(config.webhook_secret, reconciler.llms_for_model, reconciler.reconcile)
+        app_runner = web.AppRunner(app, access_log=None)
+        await app_runner.setup()
+        await web.TCPSite(app_runner, config.webhook_host, config.webhook_port).start()
+        runner["app"] = app_runner
+        log.info("webhook and metrics on %s:%d", config.webhook_host, config.webhook_port)
+        if config.webhook_public_url and config.webhook_secret and config.tracking_uri:
+            try:
+                register_webhook(
+                    config.tracking_uri, config.webhook_public_url, config.webhook_secret
+                )
+            except Exception as exc:  # the polling timer still covers us
+                log.warning("could not register the MLflow webhook: %s", exc)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        if "app" in runner:
+            await runner["app"].cleanup()
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    def changed(namespace: str | None, name: str, **_: Any) -> None:
+        _raise_for(reconciler.reconcile(namespace or "default", name, "change"))
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        interval=config.poll_interval,
+        initial_delay=config.poll_interval,
+        registry=registry,
+    )
+    def poll(namespace: str | None, name: str, **_: Any) -> None:
+        reconciler.reconcile(namespace or "default", name, "timer")
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, optional=True)
+    def deleted(namespace: str | None, name: str, **_: Any) -> None:
+        # Children go with the LLM through ownerReferences; the registry is not touched.
+        reconciler.forget(namespace or "default", name)
+
+    return registry

@@ -1,0 +1,167 @@
+"""MLflow registry webhooks: verify a delivery, then reconcile the LLMs that use the model.
+
+Verification is a pure function: an unsigned delivery, a bad signature, or one whose
+timestamp is outside the tolerance window (a replay) is refused with 401. The signature is
+MLflow's: `v1,<base64 HMAC-SHA256(secret, "{delivery_id}.{timestamp}.{body}")>`. The
+polling timer stays as a fallback, so a lost delivery only delays a rollout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from kubellm.operator.metrics import WEBHOOKS
+
+__all__ = [
+    "MODEL_EVENTS",
+    "RegistryEvent",
+    "WebhookRejected",
+    "build_app",
+    "parse_event",
+    "register_webhook",
+    "sign",
+    "verify",
+]
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-MLflow-Signature"
+TIMESTAMP_HEADER = "X-MLflow-Timestamp"
+DELIVERY_HEADER = "X-MLflow-Delivery-Id"
+TOLERANCE_SECONDS = 300
+MODEL_EVENTS = ("model_version.created", "model_version_alias.created")
+
+
+class WebhookRejected(Exception):
+    """The delivery must not be acted on (answered 401)."""
+
+
+@dataclass(frozen=True)
+class RegistryEvent:
+    entity: str
+    action: str
+    model: str
+    version: str | None
+    alias: str | None
+
+
+def sign(secret: str, delivery_id: str, timestamp: str, body: str) -> str:
+    digest = hmac.new(
+        secret.encode(), f"{delivery_id}.{timestamp}.{body}".encode(), hashlib.sha256
+    ).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(
+    secret: str,
+    headers: dict[str, str],
+    body: str,
+    *,
+    now: float | None = None,
+    tolerance: float = TOLERANCE_SECONDS,
+) -> None:
+    """Raise `WebhookRejected` unless the delivery is signed with ``secret`` and fresh."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    signature = lower.get(SIGNATURE_HEADER.lower())
+    timestamp = lower.get(TIMESTAMP_HEADER.lower())
+    delivery = lower.get(DELIVERY_HEADER.lower())
+    if not signature or not timestamp or not delivery:
+        raise WebhookRejected("unsigned delivery: signature, timestamp and delivery id required")
+    try:
+        sent = float(timestamp)
+    except ValueError as exc:
+        raise WebhookRejected(f"bad timestamp {timestamp!r}") from exc
+    current = time.time() if now is None else now
+    if abs(current - sent) > tolerance:
+        raise WebhookRejected(f"stale delivery: timestamp {timestamp} is {current - sent:.0f}s off")
+    expected = sign(secret, delivery, timestamp, body)
+    if not hmac.compare_digest(expected, signature.strip()):
+        raise WebhookRejected("signature mismatch")
+
+
+def parse_event(body: str) -> RegistryEvent:
+    try:
+        payload = json.loads(body)
+        data = payload.get("data") or {}
+        return RegistryEvent(
+            entity=str(payload["entity"]),
+            action=str(payload["action"]),
+            model=str(data["name"]),
+            version=str(data["version"]) if data.get("version") is not None else None,
+            alias=data.get("alias"),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not an MLflow registry event: {exc}") from exc
+
+
+def build_app(
+    secret: str | None,
+    llms_for_model: Callable[[str], list[tuple[str, str]]],
+    reconcile: Callable[[str, str, str], Any],
+) -> web.Application:
+    """The operator's HTTP app: `/webhooks/mlflow`, `/metrics`, `/healthz`."""
+
+    async def mlflow_hook(request: web.Request) -> web.Response:
+        body = await request.text()
+        if secret is None:
+            WEBHOOKS.labels("disabled").inc()
+            return web.json_response({"error": "webhooks are disabled (no secret)"}, status=403)
+        try:
+            verify(secret, dict(request.headers), body)
+            event = parse_event(body)
+        except WebhookRejected as exc:
+            WEBHOOKS.labels("rejected").inc()
+            log.warning("refused webhook delivery: %s", exc)
+            return web.json_response({"error": str(exc)}, status=401)
+        except ValueError as exc:
+            WEBHOOKS.labels("invalid").inc()
+            return web.json_response({"error": str(exc)}, status=400)
+        targets = llms_for_model(event.model)
+        WEBHOOKS.labels("accepted").inc()
+        log.info(
+            "registry %s.%s for %s: reconciling %d LLM(s)",
+            event.entity,
+            event.action,
+            event.model,
+            len(targets),
+        )
+        for namespace, name in targets:
+            asyncio.get_running_loop().run_in_executor(None, reconcile, namespace, name, "webhook")
+        return web.json_response({"reconciling": [f"{ns}/{n}" for ns, n in targets]})
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/webhooks/mlflow", mlflow_hook)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def register_webhook(tracking_uri: str, url: str, secret: str, name: str = "kubellm") -> None:
+    """Create (once) the registry webhook on the tracking server that points at us."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    for hook in client.list_webhooks():
+        if getattr(hook, "url", None) == url:
+            return
+    events: list[Any] = list(MODEL_EVENTS)
+    client.create_webhook(name=name, url=url, events=events, secret=secret)
+    log.info("registered MLflow webhook %s -> %s", name, url)
