@@ -61,15 +61,20 @@ class _CpuMeter:
         except ImportError:
             return None
         total = 0.0
+        baseline = True
         for pid in pids:
             try:
                 root = psutil.Process(pid)
                 for p in [root, *root.children(recursive=True)]:
-                    tracked = self._procs.setdefault(p.pid, p)
-                    total += tracked.cpu_percent(interval=None) / 100.0
+                    if p.pid not in self._procs:  # the first reading only sets a baseline
+                        self._procs[p.pid] = p
+                        p.cpu_percent(interval=None)
+                        baseline = False
+                        continue
+                    total += self._procs[p.pid].cpu_percent(interval=None) / 100.0
             except psutil.Error:
                 continue
-        return total
+        return total if baseline and pids else None
 
 
 class HpaController(Controller):
