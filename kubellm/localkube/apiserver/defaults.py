@@ -214,7 +214,8 @@ def _service(
 
 
 def _secret(obj: dict[str, Any]) -> None:
-    obj.setdefault("type", "Opaque")
+    if not obj.get("type"):
+        obj["type"] = "Opaque"
     string_data = obj.pop("stringData", None)
     if isinstance(string_data, dict):
         data = obj.setdefault("data", {}) or {}

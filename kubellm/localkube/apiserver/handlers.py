@@ -28,6 +28,7 @@ from .kinds import ResourceKind
 from .logs import serve_log
 from .meta import clone
 from .patching import PATCH_TYPES, apply_patch
+from .protobuf import decode_protobuf
 from .routing import NOT_FOUND, Target, parse_path, resolve
 from .selectors import FieldSelector, LabelSelector
 from .tables import build_table
@@ -91,7 +92,7 @@ async def _read_body(request: web.Request) -> Any:
         return None
     ct = _content_type(request)
     if "protobuf" in ct:
-        raise ApiError(415, f"the body of the request was in an unknown format: {ct}")
+        return decode_protobuf(raw)
     try:
         if "yaml" in ct:
             return yaml.safe_load(raw)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from kubellm.localkube.apiserver.threaded import ThreadedApiServer
@@ -117,3 +118,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         kubeconfig = server.write_kubeconfig(tmp / "kubeconfig")
         env = dict(os.environ, KUBECONFIG=str(kubeconfig), KUBECACHEDIR=str(tmp / "cache"))
         yield Kube(server, env, tmp)
+    leftover = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+    for proc in leftover:
+        proc.kill()
+    assert not leftover, f"processes outlived the tests: {leftover}"

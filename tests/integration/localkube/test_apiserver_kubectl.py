@@ -212,3 +212,40 @@ def test_schema_errors_are_reported(widgets: Kube) -> None:
     rule = WIDGET.format(name="w8", size=2) + "  min: 9\n"
     out = widgets.kubectl("apply", "-f", "-", input=rule)
     assert out.returncode == 1 and "spec.max" in out.stderr and "max must be >= min" in out.stderr
+
+
+def test_typed_generators_send_protobuf_that_is_decoded(kube: Kube) -> None:
+    assert "namespace/gen created" in kube.kubectl("create", "ns", "gen", check=True).stdout
+    kube.kubectl("create", "configmap", "c1", "-n", "gen", "--from-literal=a=b", check=True)
+    kube.kubectl("create", "secret", "generic", "s1", "-n", "gen", "--from-literal=k=v", check=True)
+    cm = json.loads(kube.kubectl("get", "cm", "c1", "-n", "gen", "-o", "json", check=True).stdout)
+    assert cm["data"] == {"a": "b"}
+    secret = json.loads(kube.kubectl("get", "secret", "s1", "-n", "gen", "-o", "json").stdout)
+    assert secret["data"] == {"k": "dg=="} and secret["type"] == "Opaque"
+    out = kube.kubectl("create", "job", "j0", "--image=x", "--", "true")
+    assert out.returncode == 1 and "create it from a manifest" in out.stderr
+
+
+def test_namespace_delete_removes_contents(kube: Kube) -> None:
+    kube.kubectl("create", "ns", "doomed", check=True)
+    kube.kubectl("create", "configmap", "c", "-n", "doomed", check=True)
+    out = kube.kubectl("delete", "ns", "doomed", "--timeout=10s")
+    assert out.returncode == 0 and 'namespace "doomed" deleted' in out.stdout, out.stderr
+    assert kube.kubectl("get", "ns", "doomed").returncode == 1
+
+
+def test_crd_delete_drops_its_api(kube: Kube) -> None:
+    crd = WIDGET_CRD.replace("widgets", "gadgets").replace("Widget", "Gadget").replace("wg]", "gd]")
+    crd = crd.replace("singular: widget", "singular: gadget")
+    kube.kubectl("apply", "-f", "-", input=crd, check=True)
+    kube.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=WIDGET.format(name="g1", size=1).replace("Widget", "Gadget"),
+        check=True,
+    )
+    out = kube.kubectl("delete", "crd", "gadgets.example.com", "--timeout=10s")
+    assert out.returncode == 0, out.stderr
+    out = kube.kubectl("get", "gadgets")
+    assert out.returncode == 1 and "the server could not find the requested resource" in out.stderr
