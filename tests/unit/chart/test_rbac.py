@@ -1,0 +1,127 @@
+"""The operator's RBAC is exactly kubellm/operator/permissions.py: no wildcards, no extras.
+
+templates/rbac.yaml spells the rules out by hand; these tests compare what it renders, in
+every install mode, with the one list in Python that the end-to-end tests compare with the
+operator's real API calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kubellm.operator.permissions import (
+    OPERATOR_PERMISSIONS,
+    Permission,
+    as_triples,
+    peering_permissions,
+)
+from tests.unit.chart.conftest import CHART, NAMESPACE, RELEASE, TEAMS, Rendering, run_helm
+
+ROLE_KINDS = {"ClusterRole", "Role"}
+# Verbs that would let the operator grant itself more than this list.
+ESCALATING = {"bind", "escalate", "impersonate", "*"}
+
+
+def _triples(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def _expected(rendering: Rendering) -> tuple[tuple[Permission, ...], tuple[Permission, ...]]:
+    """(cluster-wide grants, per-namespace grants) the mode of ``rendering`` calls for."""
+    watched = rendering.values.get("watchNamespaces", [])
+    peering = peering_permissions(
+        peering=rendering.values.get("replicaCount", 1) > 1, all_namespaces=not watched
+    )
+    wanted = OPERATOR_PERMISSIONS + peering
+    if not rendering.values.get("rbac", {}).get("namespaced"):
+        return wanted, ()
+    return (
+        tuple(p for p in wanted if p.cluster_scoped),
+        tuple(p for p in wanted if not p.cluster_scoped),
+    )
+
+
+def test_no_wildcard_or_escalating_verb_anywhere(rendering: Rendering) -> None:
+    for role in rendering.docs:
+        if role["kind"] not in ROLE_KINDS:
+            continue
+        for rule in role["rules"]:
+            assert set(rule) <= {"apiGroups", "resources", "verbs"}, rule  # no URLs, names
+            for field in ("apiGroups", "resources", "verbs"):
+                assert all("*" not in item for item in rule[field]), (role["kind"], rule)
+            assert not ESCALATING & set(rule["verbs"]), rule
+
+
+def test_cluster_role_grants_exactly_the_operator_permissions(rendering: Rendering) -> None:
+    cluster, _ = _expected(rendering)
+    role = rendering.one("ClusterRole", RELEASE)
+    assert _triples(role) == as_triples(cluster)
+
+
+def test_namespaced_mode_grants_the_rest_per_watched_namespace(rendering: Rendering) -> None:
+    _, namespaced = _expected(rendering)
+    roles = rendering.of_kind("Role")
+    if not namespaced:
+        assert roles == [] and rendering.of_kind("RoleBinding") == []
+        return
+    assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(TEAMS)
+    for role in roles:
+        assert _triples(role) == as_triples(namespaced), role["metadata"]["namespace"]
+
+
+def test_namespaced_mode_keeps_only_cluster_scoped_reads_cluster_wide(
+    rendering: Rendering,
+) -> None:
+    if not rendering.values.get("rbac", {}).get("namespaced"):
+        return
+    granted = _triples(rendering.one("ClusterRole", RELEASE))
+    assert {resource for _, resource, _ in granted} == {"customresourcedefinitions", "namespaces"}
+    assert {verb for _, _, verb in granted} == {"get", "list", "watch"}
+
+
+def test_bindings_tie_each_role_to_the_operator_service_account(rendering: Rendering) -> None:
+    account = rendering.one("ServiceAccount", RELEASE)["metadata"]
+    pod_account = rendering.operator["spec"]["template"]["spec"]["serviceAccountName"]
+    assert pod_account == account["name"]
+    subject = {"kind": "ServiceAccount", "name": account["name"], "namespace": NAMESPACE}
+    roles = {(r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"]) for r in (
+        d for d in rendering.docs if d["kind"] in ROLE_KINDS)}  # fmt: skip
+    bindings = rendering.of_kind("ClusterRoleBinding") + rendering.of_kind("RoleBinding")
+    assert len(bindings) == len(roles)
+    for binding in bindings:
+        assert binding["subjects"] == [subject]
+        ref = binding["roleRef"]
+        namespace = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
+        assert (ref["kind"], namespace, ref["name"]) in roles
+
+
+def test_operator_reads_no_secrets_in_any_mode(rendering: Rendering) -> None:
+    for role in rendering.docs:
+        if role["kind"] in ROLE_KINDS:
+            assert not any(resource.startswith("secrets") for _, resource, _ in _triples(role))
+
+
+def test_permission_list_has_no_wildcard_and_no_duplicate() -> None:
+    everything = OPERATOR_PERMISSIONS + peering_permissions(peering=True, all_namespaces=True)
+    everything += peering_permissions(peering=True, all_namespaces=False)
+    keys = [(p.group, p.resource) for p in everything]
+    assert len(keys) == len(set(keys))
+    for p in everything:
+        assert "*" not in p.resource and "*" not in p.group and "*" not in p.verbs
+        assert len(set(p.verbs)) == len(p.verbs)
+
+
+def test_rbac_create_false_renders_no_rbac(tmp_path: Path) -> None:
+    result = run_helm(
+        "template", RELEASE, str(CHART), "-n", NAMESPACE,
+        values={"rbac": {"create": False}}, tmp=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "kind: ClusterRole" not in result.stdout and "kind: Role" not in result.stdout
