@@ -38,10 +38,11 @@ from kubellm.localkube.client import (
 )
 from kubellm.localkube.controllers.autoscaling import HpaController
 from kubellm.localkube.controllers.base import Clock, Controller, Informer, wait_synced
+from kubellm.localkube.controllers.deployments import DeploymentController
 from kubellm.localkube.controllers.faults import PodFault, PodFaults
 from kubellm.localkube.controllers.jobs import JobController
 from kubellm.localkube.controllers.kubelet import Kubelet
-from kubellm.localkube.controllers.workloads import DeploymentController, ReplicaSetController
+from kubellm.localkube.controllers.replicasets import ReplicaSetController
 from kubellm.localkube.networking import IpPool, ServiceProxy, loopback_aliases_work
 
 __all__ = ["LocalCluster"]

@@ -31,7 +31,7 @@ from kubellm.localkube.controllers.replicas import (
     parse_quantity,
     stabilize,
 )
-from kubellm.localkube.controllers.workloads import pod_is_ready
+from kubellm.localkube.controllers.replicasets import pod_is_ready
 
 __all__ = ["HpaController"]
 
