@@ -197,3 +197,34 @@ def test_read_pod_log_returns_the_kubelet_file(api: Any, kube: Kube) -> None:
     (folder / "main.log").write_text("one\ntwo\nthree\n")
     assert core.read_namespaced_pod_log("logger", "default") == "one\ntwo\nthree\n"
     assert core.read_namespaced_pod_log("logger", "default", tail_lines=1) == "three\n"
+
+
+def test_follow_log_streams_until_the_pod_finishes(api: Any, kube: Kube) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(
+        "default",
+        {
+            "metadata": {"name": "follower"},
+            "spec": {"containers": [{"name": "main", "image": "x"}]},
+        },
+    )
+    folder = kube.tmp / "logs" / "default" / "follower"
+    folder.mkdir(parents=True)
+    log = folder / "main.log"
+    log.write_text("start\n")
+
+    def finish() -> None:
+        time.sleep(0.5)
+        with log.open("a") as f:
+            f.write("more\n")
+        time.sleep(0.5)
+        core.patch_namespaced_pod_status("follower", "default", {"status": {"phase": "Succeeded"}})
+
+    import threading
+
+    thread = threading.Thread(target=finish)
+    thread.start()
+    start = time.monotonic()
+    text = core.read_namespaced_pod_log("follower", "default", follow=True, _request_timeout=10)
+    thread.join()
+    assert text == "start\nmore\n" and 0.9 < time.monotonic() - start < 5

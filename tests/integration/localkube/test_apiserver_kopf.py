@@ -127,6 +127,18 @@ def test_kopf_operator_handles_widgets_and_survives_api_faults(
         create("k3")
         _wait(lambda: handled("k3"), 8, "k3 handled after a 429")
 
+        # fault: 409 on kopf's merge-patch -> "Throttling ...", recovery on the next event
+        kube.server.call(
+            lambda: faults.add(verb="patch", resource="widgets", user_agent="kopf", code=409)
+        )
+        create("k6")
+        _wait(lambda: "Throttling for" in caplog.text, 5, "kopf to throttle after a 409")
+        time.sleep(1.2)
+        co.patch_namespaced_custom_object(
+            G, V, "default", P, "k6", {"metadata": {"labels": {"poke": "1"}}}
+        )
+        _wait(lambda: handled("k6"), 6, "k6 handled after a 409")
+
         # fault: watch cut -> re-watch from the last RV, no relist
         lists_before = request_log.lists()
         kube.server.call(lambda: faults.cut_watches("widgets"))
