@@ -1,0 +1,145 @@
+"""The engine in-process with the tiny model: joining, leaving, cancelling, failing alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubellm.serving.engine import Engine, EngineConfig, ErrorEvent, FinishEvent, TokenEvent
+from kubellm.serving.errors import Overloaded
+from kubellm.serving.loading import LoadedModel, load_model
+from kubellm.serving.sampling import SamplingParams
+
+GREEDY = SamplingParams(temperature=0.0)
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model_dir: Path) -> LoadedModel:
+    return load_model(tiny_model_dir)
+
+
+def _engine(loaded: LoadedModel, **config: Any) -> Engine:
+    engine = Engine(
+        loaded.model,
+        loaded.tokenizer,
+        EngineConfig(**config),
+        context_len=loaded.context_len,
+        eos_ids=set(),  # never stop early: lengths are then exact
+        pad_id=loaded.pad_id,
+    )
+    engine.start()
+    return engine
+
+
+@pytest.fixture
+def engine(loaded: LoadedModel) -> Iterator[Engine]:
+    e = _engine(loaded, max_batch_size=8, max_queue=8)
+    yield e
+    e.stop()
+
+
+def _ids(loaded: LoadedModel, text: str) -> list[int]:
+    return list(loaded.tokenizer(text)["input_ids"])
+
+
+def test_greedy_engine_output_equals_transformers_generate(
+    engine: Engine, loaded: LoadedModel
+) -> None:
+    import torch
+
+    prompt = "Question: How do I roll back? Answer:"
+    ids = _ids(loaded, prompt)
+    with torch.inference_mode():
+        out = loaded.model.generate(
+            torch.tensor([ids]), max_new_tokens=20, do_sample=False, pad_token_id=loaded.pad_id
+        )
+    expected = loaded.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
+    assert engine.generate(ids, max_new_tokens=20, timeout=30) == expected
+
+
+def test_requests_joining_a_running_batch_get_the_same_text_as_alone(
+    engine: Engine, loaded: LoadedModel
+) -> None:
+    prompts = ["Hi", "Question: Why was my release refused? Answer:", "roll back", "alias " * 20]
+    alone = [engine.generate(_ids(loaded, p), 30, timeout=30) for p in prompts]
+    streams = []
+    for p in prompts:  # staggered: each joins a batch that is already decoding
+        streams.append(engine.submit(_ids(loaded, p), GREEDY, 30))
+        time.sleep(0.01)
+    assert [s.wait(30)[0] for s in streams] == alone
+
+
+def test_short_requests_leave_without_waiting_for_long_ones(
+    engine: Engine, loaded: LoadedModel
+) -> None:
+    long = engine.submit(_ids(loaded, "Hi"), GREEDY, 200)
+    short = engine.submit(_ids(loaded, "Hello"), GREEDY, 3)
+    _, fin = short.wait(30)
+    assert fin.completion_tokens == 3
+    so_far = [long._squeue.get_nowait() for _ in range(long._squeue.qsize())]
+    assert all(isinstance(e, TokenEvent) for e in so_far)  # the long one is still decoding
+    assert len(so_far) < 200
+    _, fin = long.wait(60)
+    assert fin.completion_tokens == 200
+
+
+def test_cancelled_request_leaves_the_batch(engine: Engine, loaded: LoadedModel) -> None:
+    stream = engine.submit(_ids(loaded, "Hi"), GREEDY, 200)
+    time.sleep(0.05)
+    stream.cancel()
+    _, fin = stream.wait(10)
+    assert fin.reason == "cancelled" and fin.completion_tokens < 200
+    assert engine.generate(_ids(loaded, "Hi"), 4, timeout=10)  # still serving
+
+
+def test_full_queue_refuses_with_overloaded(loaded: LoadedModel) -> None:
+    e = _engine(loaded, max_batch_size=1, max_queue=1)
+    try:
+        first = e.submit(_ids(loaded, "Hi"), GREEDY, 200)
+        time.sleep(0.05)  # running
+        e.submit(_ids(loaded, "Hi"), GREEDY, 5)  # waiting
+        with pytest.raises(Overloaded):
+            e.submit(_ids(loaded, "Hi"), GREEDY, 5)
+        first.cancel()
+    finally:
+        e.stop()
+
+
+def test_one_failing_request_does_not_stop_the_others(
+    engine: Engine, loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison = _ids(loaded, "poison pill")
+    real_decode = loaded.tokenizer.decode
+
+    def decode(ids: list[int], **kw: Any) -> str:
+        if engine_seq_is_poisoned():
+            raise RuntimeError("detokenizer exploded")
+        return real_decode(ids, **kw)
+
+    current: dict[str, Any] = {}
+
+    def engine_seq_is_poisoned() -> bool:
+        return bool(current.get("poisoned"))
+
+    original_advance = engine._advance
+
+    def advance(seq: Any, token: int) -> None:
+        current["poisoned"] = seq.prompt_ids == poison
+        original_advance(seq, token)
+
+    monkeypatch.setattr(loaded.tokenizer, "decode", decode)
+    monkeypatch.setattr(engine, "_advance", advance)
+    healthy = engine.submit(_ids(loaded, "Hi"), GREEDY, 20)
+    bad = engine.submit(poison, GREEDY, 20)
+    events = []
+    while not events or isinstance(events[-1], TokenEvent):
+        events.append(bad._squeue.get(timeout=10))
+    assert isinstance(events[-1], ErrorEvent)
+    _, fin = healthy.wait(30)
+    assert isinstance(fin, FinishEvent) and fin.completion_tokens == 20
+    monkeypatch.undo()
+    assert engine.generate(_ids(loaded, "Hi"), 4, timeout=10)
