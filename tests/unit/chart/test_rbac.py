@@ -125,3 +125,18 @@ def test_rbac_create_false_renders_no_rbac(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "kind: ClusterRole" not in result.stdout and "kind: Role" not in result.stdout
+
+
+def test_peering_grants_and_shipped_crds_name_the_resources_kopf_uses() -> None:
+    from kopf._cogs.structs import references  # private, but the names are kopf's contract
+
+    for selector, permissions in (
+        (references.CLUSTER_PEERINGS_K, peering_permissions(peering=True, all_namespaces=True)),
+        (references.NAMESPACED_PEERINGS_K, peering_permissions(peering=True, all_namespaces=False)),
+    ):
+        (permission,) = permissions
+        assert (permission.group, permission.resource) == (selector.group, selector.any_name)
+        assert (
+            f"{selector.any_name}.{selector.group}"
+            in (CHART / "crds/kopf-peerings.yaml").read_text()
+        )
