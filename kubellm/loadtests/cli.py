@@ -128,6 +128,14 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         return _finish_error(out_dir, str(exc), args.target)
     started = time.time()
+    if s.tracking_uri:
+        from kubellm.loadtests.report import check_tracking
+        from kubellm.registry import RegistryError
+
+        try:
+            check_tracking(s)
+        except RegistryError as exc:
+            return _finish_error(out_dir, f"--tracking-uri: {exc}", s.target)
 
     targets = {"candidate": s.target, **({"baseline": s.baseline} if s.baseline else {})}
     model = s.model

@@ -22,6 +22,7 @@ from kubellm.termination import write_termination_message
 __all__ = [
     "VERSION_TAG_PREFIX",
     "build_report",
+    "check_tracking",
     "error_report",
     "log_to_mlflow",
     "mlflow_metrics",
@@ -167,7 +168,11 @@ def version_tags(doc: dict[str, Any]) -> dict[str, str]:
     figures = doc.get("figures") or {}
 
     def fmt(value: Any) -> str:
-        return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+        if value is None:
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
 
     tags = {
         "verdict": doc["verdict"],
@@ -193,6 +198,19 @@ def _artifact_location(settings: LoadTestSettings) -> str | None:
     if not db.is_absolute():
         db = Path.cwd() / db
     return (db.parent / "mlartifacts" / settings.experiment).resolve().as_uri()
+
+
+def check_tracking(settings: LoadTestSettings) -> None:
+    """Fail before any load is sent when the evidence could not be recorded afterwards:
+    the tracking store does not answer, or the model version under test does not exist."""
+    from kubellm.registry import Registry
+
+    assert settings.tracking_uri is not None
+    registry = Registry(settings.tracking_uri)
+    if settings.registered_model and settings.model_version:
+        registry.get_version(settings.registered_model, settings.model_version)
+    else:
+        registry.ping()
 
 
 def log_to_mlflow(settings: LoadTestSettings, doc: dict[str, Any], out_dir: Path) -> str:
