@@ -46,7 +46,7 @@ def test_indexed_job_gives_each_pod_its_completion_index(localkube: Cluster, ns:
 
 
 def test_finished_job_is_deleted_after_its_ttl(localkube: Cluster, ns: str):
-    apply(localkube, ns, job("short", "true", ttlSecondsAfterFinished=5))  # 0.5 s at time scale 0.1
+    apply(localkube, ns, job("short", "true", ttlSecondsAfterFinished=20))  # 2 s at time scale 0.1
     path = f"/apis/batch/v1/namespaces/{ns}/jobs/short"
     wait_for(lambda: get(localkube, path).get("status", {}).get("completionTime"), what="completed")
     wait_for(lambda: not get(localkube, path), timeout=10, what="job deleted by TTL")
