@@ -220,4 +220,9 @@ def _print_summary(doc: dict[str, Any], out_dir: Path) -> None:
     )
     for reason in doc.get("reasons", []):
         _emit(f"  - {reason}")
+    if fig.get("loadGeneratorSaturated"):
+        _emit(
+            "kubellm loadtest: warning: a Locust process ran above 90% CPU; latencies include "
+            "client-side queueing (use more --workers)"
+        )
     _emit(f"kubellm loadtest: report in {out_dir / 'verdict.json'}, {out_dir / 'report.html'}")

@@ -66,6 +66,9 @@ class Figures:
     tokens: int | None = None
     users: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Locust saw a load-generating process above 90% CPU: latencies include client-side
+    # queueing, so they are pessimistic (never flattering); more --workers would help.
+    generator_saturated: bool = False
 
     @property
     def error_rate(self) -> float | None:
@@ -117,6 +120,7 @@ class Figures:
             "timeToFirstTokenMs": self.ttft.to_dict() if self.ttft else None,
             "interTokenLatencyMs": self.itl.to_dict() if self.itl else None,
             "errors": self.errors,
+            "loadGeneratorSaturated": self.generator_saturated,
         }
 
     @classmethod
@@ -138,6 +142,7 @@ class Figures:
             tokens=int(tokens) if tokens is not None else None,
             users=int(data.get("users", 0)),
             errors=list(data.get("errors") or []),
+            generator_saturated=bool(data.get("loadGeneratorSaturated", False)),
         )
 
 

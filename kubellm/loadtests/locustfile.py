@@ -209,7 +209,9 @@ def _top_errors(stats: RequestStats, limit: int = 5) -> list[dict[str, Any]]:
 
 
 def _figures(env: Environment) -> Figures:
-    stats = env.runner.stats if env.runner else env.stats
+    runner = env.runner
+    assert runner is not None
+    stats = runner.stats
     e2e = _merged(stats, E2E)
     now = time.monotonic()
     start = _Window.started_at
@@ -226,6 +228,9 @@ def _figures(env: Environment) -> Figures:
         tokens=None if _Tokens.unknown else _Tokens.counted,
         users=_Window.peak_users,
         errors=_top_errors(stats),
+        generator_saturated=bool(
+            runner.cpu_warning_emitted or getattr(runner, "worker_cpu_warning_emitted", False)
+        ),
     )
 
 
