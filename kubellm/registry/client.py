@@ -57,6 +57,16 @@ def _is_not_found(exc: Exception) -> bool:
     )
 
 
+def _is_unreachable(exc: Exception) -> bool:
+    """MLflow's REST client wraps connection failures and exhausted retries in a plain
+    MlflowException ("API request to ... failed with exception ..."): those mean down."""
+    text = str(exc)
+    return "failed with exception" in text and any(
+        marker in text
+        for marker in ("Max retries exceeded", "Connection", "Timeout", "timed out", "Errno")
+    )
+
+
 @contextmanager
 def _mapped_errors(what: str) -> Iterator[None]:
     from mlflow.exceptions import MlflowException
@@ -64,6 +74,8 @@ def _mapped_errors(what: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as exc:
+        if _is_unreachable(exc):
+            raise RegistryUnavailable(f"{what}: registry unreachable: {exc.message}") from exc
         if _is_not_found(exc):
             raise ModelNotFound(f"{what}: {exc.message}") from exc
         if "INVALID_PARAMETER_VALUE" in (exc.error_code or "") and "alias" in str(exc).lower():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 from types import FrameType
@@ -71,6 +72,16 @@ def one_line(exc: BaseException) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
+def unreachable_message(tracking_uri: str, detail: str) -> str:
+    """``MLflow registry at URI cannot be reached (Connection refused)``: the cause, not the
+    client library's retry narrative."""
+    found = re.search(r"\[Errno -?\d+\] ([^\"')]+)", detail) or re.search(
+        r"(timed out|Max retries exceeded|Connection \w+)", detail
+    )
+    reason = found.group(1).strip() if found else detail[:200]
+    return f"MLflow registry at {tracking_uri} cannot be reached ({reason})"
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     from kubellm.training.job import Terminated
 
@@ -106,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         if kind == "training_failed":
             log.exception("training failed")
         message = one_line(exc)
+        if kind == "registry_unavailable":
+            message = unreachable_message(opts.tracking_uri, message)
         print(f"kubellm train: error: {message}", file=sys.stderr, flush=True)
         _report(
             {

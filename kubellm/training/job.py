@@ -134,6 +134,8 @@ def _train(opts: TrainOptions, tracker: Any, print_fn: Callable[..., None]) -> d
         "alias": opts.alias,
         "base_model": prepared.base_ref,
         "dataset_digest": dataset.digest,
+        "parameters": n_params,
+        "trainable_parameters": n_trainable,
         "steps": outcome.global_step,
         "steps_run": outcome.steps_run,
         "resumed_from_step": outcome.resumed_from_step,

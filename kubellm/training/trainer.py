@@ -257,14 +257,15 @@ class _Blocks:
         import torch
 
         self.data = torch.tensor(blocks, dtype=torch.long)
-        self.mask = torch.ones(self.data.shape[1], dtype=torch.long)  # packed: no padding
 
     def __len__(self) -> int:
         return int(self.data.shape[0])
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         row = self.data[i]
-        return {"input_ids": row, "attention_mask": self.mask, "labels": row}
+        # No attention_mask: blocks are packed (never padded), and without a mask SDPA takes
+        # its causal fast path instead of checking a mask of ones on every forward.
+        return {"input_ids": row, "labels": row}
 
 
 @dataclass
