@@ -51,6 +51,16 @@ def _pct(x: float) -> str:
     return f"{x * 100:.2f}%"
 
 
+def _below(value: float, limit: float) -> str:
+    """``value`` with enough decimals to show that it differs from ``limit``
+    (0.9998 requests/s must not print as 1.00 beside a limit of 1)."""
+    for decimals in range(2, 7):
+        text = f"{value:.{decimals}f}"
+        if text != f"{limit:.{decimals}f}":
+            return text
+    return f"{value:.6f}"
+
+
 def _usable(result: RunResult, label: str) -> tuple[Figures | None, list[str]]:
     """The figures of a run if they can be judged, else None and the reasons why not."""
     reasons: list[str] = []
@@ -101,7 +111,7 @@ def _check_absolute(fig: Figures, obj: Objectives) -> list[str]:
             missing("requests/s", "the measurement window has no length")
         elif rps < obj.min_requests_per_second:
             reasons.append(
-                f"throughput {rps:.2f} requests/s is below "
+                f"throughput {_below(rps, obj.min_requests_per_second)} requests/s is below "
                 f"minRequestsPerSecond={obj.min_requests_per_second:g}"
             )
     if obj.p95_time_to_first_token_ms is not None:
@@ -122,7 +132,7 @@ def _check_absolute(fig: Figures, obj: Objectives) -> list[str]:
             missing("tokens/s", "a response did not report how many tokens it generated")
         elif tps < obj.min_tokens_per_second:
             reasons.append(
-                f"generation rate {tps:.1f} tokens/s is below "
+                f"generation rate {_below(tps, obj.min_tokens_per_second)} tokens/s is below "
                 f"minTokensPerSecond={obj.min_tokens_per_second:g}"
             )
     return reasons

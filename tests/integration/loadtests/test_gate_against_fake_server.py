@@ -21,7 +21,7 @@ LENIENT = (
 
 
 def test_healthy_server_passes_and_leaves_reports(fake_server, gate, tmp_path):
-    url, _ = fake_server(latency_s=0.02, token_interval_s=0.002)
+    url, behaviour = fake_server(latency_s=0.02, token_interval_s=0.002)
     run = gate(url, "--warmup", "1s", "--slo", LENIENT)
     assert run.code == 0, run.stdout
     assert run.doc["verdict"] == "pass" and run.doc["reasons"] == []
@@ -31,6 +31,8 @@ def test_healthy_server_passes_and_leaves_reports(fake_server, gate, tmp_path):
     assert fig["p95TimeToFirstTokenMs"] is not None and fig["p95InterTokenLatencyMs"] is not None
     assert fig["tokensPerSecond"] > 0
     assert abs(fig["durationSeconds"] - 3.0) < 0.1  # the 1 s warm-up is not measured
+    served = sum(n for (_, status), n in behaviour.counts.items() if status == 200)
+    assert served > 1.15 * fig["requests"]  # ... though the server did answer it
     for name in ("report.html", "locust_stats.csv", "locust_failures.csv", "locust.log"):
         assert (run.out / name).exists(), name
     assert "TTFT" in (run.out / "locust_stats.csv").read_text()

@@ -71,13 +71,14 @@ def test_real_server_with_tiny_model_passes_and_counts_agree(kubellm_serve, gate
         "--api-key-file", key_file,
         "--prompts", str(repo_root / "examples/data/prompts.txt"),
         "--max-tokens", "8",
-        "--slo", "p95LatencyMs=5000,maxErrorRate=0.01,p95TimeToFirstTokenMs=5000,"
-                 "minTokensPerSecond=1,minRequestsPerSecond=1",
+        # lenient: the tiny model on a busy two-core machine may serve only a few requests/s
+        "--slo", "p95LatencyMs=20000,maxErrorRate=0.01,p95TimeToFirstTokenMs=20000,"
+                 "minTokensPerSecond=0.1,minRequestsPerSecond=0.1",
         duration="4s",
     )  # fmt: skip
     assert run.code == 0, run.stdout + str(run.doc["reasons"])
     fig = run.figures
-    assert fig["failures"] == 0 and fig["requests"] > 10
+    assert fig["failures"] == 0 and fig["requests"] >= 3
     assert fig["p95TimeToFirstTokenMs"] is not None and fig["tokens"] > 0
     assert run.doc["model"]  # taken from the server's /v1/models
 

@@ -82,7 +82,7 @@ def test_objectives_exactly_at_their_limit_pass():
         (
             "minTokensPerSecond=600",
             {},
-            "generation rate 500.0 tokens/s is below minTokensPerSecond=600",
+            "generation rate 500.00 tokens/s is below minTokensPerSecond=600",
         ),
     ],
 )
@@ -108,6 +108,13 @@ def test_one_reason_per_violated_objective():
         "p95",
         "generation",
     ]
+
+
+def test_a_figure_just_below_its_limit_is_shown_with_enough_decimals():
+    verdict = judge(
+        ok(requests=4, failures=0, duration_s=4.001), parse_slo("minRequestsPerSecond=1")
+    )
+    assert verdict.reasons == ("throughput 0.9998 requests/s is below minRequestsPerSecond=1",)
 
 
 def test_no_objectives_is_a_fail_because_nothing_was_verified():
