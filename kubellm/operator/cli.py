@@ -33,7 +33,8 @@ def _run(args: argparse.Namespace) -> int:
     config = OperatorConfig.from_env(env)
     reconciler = Reconciler(RestKubeApi(), config)
     registry = build_registry(reconciler, config)
-    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    host = env.get("KUBELLM_LIVENESS_HOST", "0.0.0.0")
+    liveness = f"http://{host}:{args.liveness_port}/healthz" if args.liveness_port else None
     kopf.configure(verbose=args.verbose)
     kopf.run(
         registry=registry,

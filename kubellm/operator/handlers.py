@@ -48,6 +48,11 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
     registry = kopf.OperatorRegistry()
     runner: dict[str, web.AppRunner] = {}
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # An explicit registry does not carry kopf's default login handlers.
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings)

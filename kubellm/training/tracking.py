@@ -61,7 +61,6 @@ _METRIC_NAMES = {
     "grad_norm": "grad_norm",
     "tokens_per_second": "tokens_per_second",
     "epoch": "epoch",
-    "eval_loss": "eval_loss",
 }
 
 
@@ -276,8 +275,14 @@ class Tracker:
         name = self.opts.registered_model
         self.registry.ensure_registered_model(name)
         client = self.registry.mlflow
+        # MLflow 3 logged models live under models:/m-<id>; a tracking *server* only accepts
+        # that source together with its model_id (a sqlite client does not check).
         mv = client.create_model_version(
-            name, source=info.model_uri, run_id=self.run_id, await_creation_for=300
+            name,
+            source=info.model_uri,
+            run_id=self.run_id,
+            model_id=getattr(info, "model_id", None),
+            await_creation_for=300,
         )
         version = str(mv.version)
         try:
