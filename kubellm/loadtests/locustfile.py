@@ -144,6 +144,8 @@ class OpenAIUser(FastHttpUser):
             path, name=name, json=body, headers=self.headers, stream=True, catch_response=True
         ) as resp:
             if resp.status_code != 200:
+                if resp.status_code:
+                    _drain(resp)
                 resp.failure(_http_failure(resp))
                 return
             tally = StreamTally(start=start)
@@ -167,6 +169,14 @@ class OpenAIUser(FastHttpUser):
             _fire(self.environment, TTFT, path, tally.ttft_ms)
         for gap in tally.inter_token_ms:
             _fire(self.environment, ITL, path, gap)
+
+
+def _drain(resp: Any) -> None:
+    """Read an unwanted streamed body so the keep-alive connection can be reused."""
+    try:
+        resp._response.read()
+    except Exception:  # the connection is gone anyway; the pool will open a new one
+        pass
 
 
 def _http_failure(resp: Any) -> str:

@@ -88,8 +88,9 @@ def test_target_dying_mid_run_fails(fake_server, gate):
 
 
 def test_baseline_catches_a_candidate_fifty_percent_slower_than_production(fake_server, gate):
-    production, _ = fake_server(latency_s=0.04)
-    candidate, _ = fake_server(latency_s=0.06)
+    # 100 ms vs 150 ms: large enough that CPU contention on a busy machine cannot hide it
+    production, _ = fake_server(latency_s=0.10)
+    candidate, _ = fake_server(latency_s=0.15)
     run = gate(
         candidate,
         "--baseline",
@@ -101,7 +102,7 @@ def test_baseline_catches_a_candidate_fifty_percent_slower_than_production(fake_
     )
     assert run.code == 1
     cand, base = run.figures["p95LatencyMs"], run.doc["baselineFigures"]["p95LatencyMs"]
-    assert base >= 40 and cand >= 60
+    assert base >= 100 and cand >= 150
     [reason] = run.doc["reasons"]
     assert "above the baseline's" in reason and "maxLatencyRegressionPercent=20" in reason
     assert (run.out / "baseline" / "report.html").exists()
