@@ -39,6 +39,8 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # warm-up + duration, before a run is declared hung and stopped.
 STARTUP_ALLOWANCE_S = 60.0
 SHUTDOWN_ALLOWANCE_S = 20.0
+# A master whose workers have not all connected by then gives up (exit 1: no figures).
+WORKERS_MAX_WAIT_S = 30.0
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -122,6 +124,7 @@ class LocustRun:
         if master_port is not None:
             cmd += [
                 "--master", "--expect-workers", str(spec.workers),
+                "--expect-workers-max-wait", f"{WORKERS_MAX_WAIT_S:g}",
                 "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
             ]  # fmt: skip
         return cmd
