@@ -183,6 +183,19 @@ def _report_path(mlflow_url: str, version: str) -> str:
     return f"{mlflow_url} (experiment kubellm-loadtests)"
 
 
+def check_endpoint(address: str, model: str) -> str:
+    """One real completion through the production Service; raises if it does not answer."""
+    import httpx
+
+    resp = httpx.post(
+        f"{address}/v1/completions",
+        json={"model": model, "prompt": "Question: How do I roll back? Answer:", "max_tokens": 16},
+        timeout=60,
+    )
+    resp.raise_for_status()
+    return str(resp.json()["choices"][0]["text"])
+
+
 def _print_summary(console: Any, status: dict[str, Any], mlflow_url: str, elapsed: float) -> None:
     prod = status.get("production") or {}
     address = prod.get("address") or ""
@@ -192,6 +205,8 @@ def _print_summary(console: Any, status: dict[str, Any], mlflow_url: str, elapse
         f"{elapsed:.0f}s[/]  (p95 {history[0].get('p95Ms')} ms)"
     )
     console.print(f"production endpoint: {address}  (in-cluster: {prod.get('endpoint')})")
+    answer = check_endpoint(address, "support-bot")
+    console.print(f"endpoint check: completion -> {answer!r}")
     console.print("\ntry it:")
     console.print(
         f"  curl -s {address}/v1/completions -H 'Content-Type: application/json' "

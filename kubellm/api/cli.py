@@ -10,7 +10,12 @@ from typing import Any
 __all__ = ["register"]
 
 
-def _crd(_: argparse.Namespace) -> int:
+def _crd(args: argparse.Namespace) -> int:
+    if args.reference:
+        from kubellm.api.reference import reference_markdown
+
+        print(reference_markdown())
+        return 0
     from kubellm.api.crd import crd_yaml
 
     sys.stdout.write(crd_yaml())
@@ -49,6 +54,9 @@ def register(subparsers: Any) -> None:
         "crd",
         help="print the LLM CustomResourceDefinition (YAML)",
         description="Print the LLM CRD generated from the API models.",
+    )
+    p.add_argument(
+        "--reference", action="store_true", help="print the field reference as Markdown instead"
     )
     p.set_defaults(handler=_crd)
     v = subparsers.add_parser(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import Any
 
@@ -35,7 +36,8 @@ def _run(args: argparse.Namespace) -> int:
     registry = build_registry(reconciler, config)
     host = env.get("KUBELLM_LIVENESS_HOST", "0.0.0.0")
     liveness = f"http://{host}:{args.liveness_port}/healthz" if args.liveness_port else None
-    kopf.configure(verbose=args.verbose)
+    if args.verbose:  # otherwise the root logging set up by `kubellm --log-level` applies
+        logging.getLogger("kopf").setLevel(logging.DEBUG)
     kopf.run(
         registry=registry,
         standalone=args.peering is None,

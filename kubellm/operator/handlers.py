@@ -35,13 +35,33 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 8
+    waiting_filter = _WaitingIsNotAnError()
+    for name in ("kopf.objects", "kopf"):
+        logging.getLogger(name).addFilter(waiting_filter)
+
+
+WAITING = "waiting: "
+
+
+class _WaitingIsNotAnError(logging.Filter):
+    """kopf logs every TemporaryError at ERROR; ours only mean "not yet" (a Job is still
+    running), which is the normal life of an LLM, so they are logged at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and f"failed temporarily: {WAITING}" in str(
+            record.getMessage()
+        ):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 def _raise_for(outcome: Outcome) -> None:
     if outcome.invalid:
         raise kopf.PermanentError(outcome.message)
     if outcome.requeue_after is not None:
-        raise kopf.TemporaryError(outcome.message or "in progress", delay=outcome.requeue_after)
+        raise kopf.TemporaryError(
+            WAITING + (outcome.message or "in progress"), delay=outcome.requeue_after
+        )
 
 
 def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.OperatorRegistry:

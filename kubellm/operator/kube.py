@@ -17,9 +17,12 @@ from typing import Any, Protocol
 
 from kubellm.api.identity import GROUP, PLURAL, VERSION
 
-__all__ = ["CALLS", "KINDS", "ApiError", "Kind", "KubeApi", "RestKubeApi"]
+__all__ = ["CALLS", "KINDS", "USER_AGENT", "ApiError", "Kind", "KubeApi", "RestKubeApi"]
 
 log = logging.getLogger(__name__)
+
+#: how the operator's own calls show up in apiserver audit logs (kopf's say `kopf/<version>`)
+USER_AGENT = "kubellm-operator"
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class RestKubeApi:
             except config.ConfigException:
                 config.load_kube_config()
             api_client = client.ApiClient()
+        api_client.user_agent = USER_AGENT
         self._api = api_client
         self._lock = threading.Lock()
         self.calls: set[tuple[str, str]] = set()

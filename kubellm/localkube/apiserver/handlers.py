@@ -75,7 +75,14 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
     finally:
         if log.isEnabledFor(logging.INFO):
             ms = (time.perf_counter() - start) * 1000
-            log.info("%s %s %d %.1fms", request.method, request.path_qs, status, ms)
+            log.info(
+                "%s %s %d %.1fms ua=%s",
+                request.method,
+                request.path_qs,
+                status,
+                ms,
+                request.headers.get("User-Agent", "-"),
+            )
 
 
 def _wants_table(request: web.Request) -> bool:
