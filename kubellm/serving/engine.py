@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from kubellm.serving.detokenizing import DecodeState, decode_step
 from kubellm.serving.errors import EngineFailure, ModelNotReady, Overloaded
 from kubellm.serving.sampling import SamplingParams, check_stop, make_generator, next_tokens
 from kubellm.serving.scheduling import finish_reason, leading_padding, plan_admission
@@ -148,7 +149,9 @@ class _Sequence:
     max_new_tokens: int
     generator: torch.Generator
     generated: list[int] = field(default_factory=list)
-    emitted: int = 0  # characters of the decoded text already delivered
+    text: str = ""  # decoded so far (may run ahead of what was delivered)
+    emitted: int = 0  # characters of ``text`` already delivered
+    decode_state: DecodeState = field(default_factory=DecodeState)
     done: bool = False
 
 
@@ -420,9 +423,12 @@ class Engine:
             return
         seq.generated.append(token)
         is_eos = token in self.eos_ids
-        text = self.tokenizer.decode(
-            seq.generated[:-1] if is_eos else seq.generated, skip_special_tokens=True
-        )
+        ids = seq.generated[:-1] if is_eos else seq.generated
+        last = is_eos or len(seq.generated) >= seq.max_new_tokens
+        last = last or len(seq.prompt_ids) + len(seq.generated) >= self.context_len
+        delta, seq.decode_state = decode_step(self._decode, ids, seq.decode_state, final=last)
+        seq.text += delta
+        text = seq.text
         stop = check_stop(text, seq.params.stop)
         reason = finish_reason(
             token,
@@ -438,6 +444,9 @@ class Engine:
         seq.emitted = max(seq.emitted, safe)
         if reason is not None:
             self._finish(seq, reason)
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def _finish(self, seq: _Sequence, reason: str) -> None:
         seq.done = True
