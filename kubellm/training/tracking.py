@@ -221,6 +221,8 @@ class Tracker:
         import mlflow
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
         try:
             with warnings.catch_warnings():  # "can be interpreted in multiple ways": harmless
@@ -231,8 +233,11 @@ class Tracker:
 
             source = HTTPDatasetSource(f"https://huggingface.co/datasets/{dataset.source}")
         meta = MetaDataset(source=source, name=dataset.name, digest=dataset.digest)  # type: ignore[abstract]
-        with mlflow.start_run(run_id=self.run_id):
-            mlflow.log_input(meta, context="training")
+        # The client API, not ``mlflow.start_run``: leaving that context manager would mark
+        # the run FINISHED while training has not even started.
+        context = InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")
+        entity = DatasetInput(dataset=meta._to_mlflow_entity(), tags=[context])
+        self.registry.mlflow.log_inputs(self.run_id, datasets=[entity])
         self.registry.mlflow.set_tag(self.run_id, TAG_DATASET_DIGEST, dataset.digest)
         mlflow.log_params(
             {
@@ -265,13 +270,13 @@ class Tracker:
         import mlflow
 
         mlflow.set_tracking_uri(self.opts.tracking_uri)
-        with mlflow.start_run(run_id=self.run_id):
-            info = mlflow.transformers.log_model(
-                transformers_model={"model": model, "tokenizer": tokenizer},
-                name="model",
-                task="text-generation",
-                pip_requirements=pip_requirements(adapter=adapter),
-            )
+        info = mlflow.transformers.log_model(
+            transformers_model={"model": model, "tokenizer": tokenizer},
+            name="model",
+            task="text-generation",
+            pip_requirements=pip_requirements(adapter=adapter),
+            run_id=self.run_id,  # no fluent active run: its end would mark the run FINISHED
+        )
         name = self.opts.registered_model
         self.registry.ensure_registered_model(name)
         client = self.registry.mlflow

@@ -312,13 +312,17 @@ def build_trainer(
 
 
 def last_checkpoint(opts: TrainOptions) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest *complete* checkpoint: a pod killed while saving leaves a folder without
+    ``trainer_state.json`` (written last), which must not be resumed from."""
     folder = checkpoints_dir(opts)
     if not folder.is_dir():
         return None
-    found: str | None = get_last_checkpoint(str(folder))
-    return found
+    found = []
+    for path in folder.glob("checkpoint-*"):
+        suffix = path.name.removeprefix("checkpoint-")
+        if suffix.isdigit() and (path / "trainer_state.json").is_file():
+            found.append((int(suffix), path))
+    return str(max(found)[1]) if found else None
 
 
 def run_trainer(trainer: Any, opts: TrainOptions, clock: Any, on_initial_eval: Any) -> TrainOutcome:

@@ -1,0 +1,54 @@
+"""A training killed mid-way (evicted pod) resumes from its last checkpoint when rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO_ROOT
+from tests.integration.training.conftest import CORPUS
+
+STEPS = 150
+
+
+def test_rerun_after_a_kill_continues_from_the_checkpoint(
+    mlflow_uri: str, registry: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    term = tmp_path / "termination-log"
+    cmd = [sys.executable, "-m", "kubellm.training", "--llm-name", "bot-resume",
+           "--method", "pretrain", "--architecture", "gpt2-tiny", "--dataset", str(CORPUS),
+           "--tracking-uri", mlflow_uri, "--output-dir", str(out), "--max-steps", str(STEPS),
+           "--save-steps", "10", "--batch-size", "8", "--sequence-length", "64",
+           "--logging-steps", "10", "--vocab-size", "300"]  # fmt: skip
+    env = dict(os.environ, KUBELLM_TERMINATION_LOG=str(term), PYTHONPATH=str(REPO_ROOT))
+    with open(tmp_path / "first.log", "wb") as log:
+        first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 90
+            while not list(out.glob("checkpoints/checkpoint-*/trainer_state.json")):
+                assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "no checkpoint within 90 s"
+                time.sleep(0.02)
+            first.kill()  # SIGKILL, like an evicted or OOM-killed pod: no cleanup runs
+        finally:
+            if first.poll() is None:
+                first.kill()
+            first.wait(timeout=30)
+    run_id = json.loads((out / "kubellm-run.json").read_text())["run_id"]
+
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 0, second.stderr[-3000:]
+    summary = json.loads(term.read_text())
+    assert summary["resumed_from_step"] >= 10
+    assert summary["steps"] == STEPS
+    assert summary["steps_run"] == STEPS - summary["resumed_from_step"] < STEPS
+    assert summary["run_id"] == run_id  # the same MLflow run continues
+    assert summary["model_version"] == "1"
+    assert registry.mlflow.get_run(run_id).info.status == "FINISHED"
+    assert "(resumed)" in second.stdout
