@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import queue
 import threading
@@ -237,6 +238,9 @@ class Engine:
         self.eos_ids = frozenset(eos_ids)
         self.pad_id = pad_id
         self.device = next(model.parameters()).device
+        # transformers renamed ``past_key_values`` to ``cache`` during 5.x; accept both.
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._waiting: deque[_Sequence] = deque()
         self._cv = threading.Condition()
         self._stopping = False
@@ -363,9 +367,9 @@ class Engine:
             input_ids=ids.to(self.device),
             attention_mask=mask.to(self.device),
             position_ids=position_ids.to(self.device),
-            cache=cache,
             use_cache=True,
             logits_to_keep=1,
+            **{self._cache_kw: cache},
         )
         tokens = next_tokens(
             out.logits[:, -1, :], [s.params for s in seqs], [s.generator for s in seqs]
@@ -385,8 +389,8 @@ class Engine:
                 input_ids=batch.last[:, None].to(self.device),
                 attention_mask=mask.to(self.device),
                 position_ids=batch.positions[:, None].to(self.device),
-                cache=batch.cache,
                 use_cache=True,
+                **{self._cache_kw: batch.cache},
             )
             tokens = next_tokens(
                 out.logits[:, -1, :],

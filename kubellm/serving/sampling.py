@@ -57,7 +57,8 @@ def sample_row(logits: torch.Tensor, params: SamplingParams, generator: torch.Ge
     """The next token for one sequence from its 1-D ``logits`` row."""
     if params.greedy:
         return int(torch.argmax(logits).item())
-    scaled = logits.float() / params.temperature
+    # Sample on the CPU: the per-request generator lives there, whatever the model's device.
+    scaled = logits.detach().float().cpu() / params.temperature
     probs = torch.softmax(scaled, dim=-1)
     if params.top_p < 1.0:
         sorted_probs, sorted_idx = torch.sort(probs, descending=True)

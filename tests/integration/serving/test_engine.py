@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,12 @@ from kubellm.serving.sampling import SamplingParams
 GREEDY = SamplingParams(temperature=0.0)
 
 
+DEVICE = os.environ.get("KUBELLM_TEST_DEVICE", "cpu")  # "cuda" on a GPU machine
+
+
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir: Path) -> LoadedModel:
-    return load_model(tiny_model_dir)
+    return load_model(tiny_model_dir, device=DEVICE)
 
 
 def _engine(loaded: LoadedModel, **config: Any) -> Engine:
@@ -55,7 +59,10 @@ def test_greedy_engine_output_equals_transformers_generate(
     ids = _ids(loaded, prompt)
     with torch.inference_mode():
         out = loaded.model.generate(
-            torch.tensor([ids]), max_new_tokens=20, do_sample=False, pad_token_id=loaded.pad_id
+            torch.tensor([ids], device=loaded.model.device),
+            max_new_tokens=20,
+            do_sample=False,
+            pad_token_id=loaded.pad_id,
         )
     expected = loaded.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
     assert engine.generate(ids, max_new_tokens=20, timeout=30) == expected
@@ -71,6 +78,19 @@ def test_requests_joining_a_running_batch_get_the_same_text_as_alone(
         streams.append(engine.submit(_ids(loaded, p), GREEDY, 30))
         time.sleep(0.01)
     assert [s.wait(30)[0] for s in streams] == alone
+
+
+def test_seeded_sampling_in_the_engine_is_reproducible_and_seed_dependent(
+    engine: Engine, loaded: LoadedModel
+) -> None:
+    ids = _ids(loaded, "Question: How do I deploy a model? Answer:")
+
+    def run(seed: int) -> str:
+        params = SamplingParams(temperature=1.0, top_p=0.9, seed=seed)
+        return engine.submit(ids, params, 24).wait(30)[0]
+
+    assert run(1) == run(1)
+    assert len({run(s) for s in range(2, 6)}) > 1
 
 
 def test_short_requests_leave_without_waiting_for_long_ones(

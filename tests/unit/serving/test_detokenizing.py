@@ -31,6 +31,6 @@ def test_a_multibyte_character_is_never_emitted_in_pieces() -> None:
 
 
 def test_final_flushes_an_incomplete_character() -> None:
-    ids = list("a".encode()) + list("🚀".encode())[:2]
+    ids = list(b"a") + list("🚀".encode())[:2]
     assert "".join(_stream(ids, final=True)) == _bytes_decode(ids)
     assert "".join(_stream(ids, final=False)) == "a"
