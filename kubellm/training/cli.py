@@ -88,9 +88,18 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Terminated("terminated by SIGTERM")
 
 
+def reports_for_pod(environ: dict[str, str] | os._Environ[str]) -> bool:
+    """One process per pod writes the termination message: under torchrun every process of
+    a pod shares the file, and only local rank 0 (global rank 0 on the first pod, which
+    holds the run and version) may write it."""
+    return int(environ.get("LOCAL_RANK", "0") or 0) == 0
+
+
 def _report(summary: dict[str, Any]) -> None:
     from kubellm.termination import write_termination_message
 
+    if not reports_for_pod(os.environ):
+        return
     text = write_termination_message(summary)
     print(text, flush=True)
 

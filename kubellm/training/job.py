@@ -28,6 +28,10 @@ class Terminated(BaseException):
     """SIGTERM arrived (the pod is being deleted): stop and mark the run KILLED."""
 
 
+def _quiet(*_: Any, **__: Any) -> None:
+    pass
+
+
 def _round(value: float | None, digits: int = 5) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -45,6 +49,8 @@ def run_job(
     from kubellm.training.trainer import is_main_process
 
     started = time.monotonic()
+    if not is_main_process():
+        print_fn = _quiet  # one copy of each line in the logs: rank 0's
     if opts.max_eval_loss is not None and opts.eval_fraction == 0:
         raise OptionsError("--max-eval-loss needs an eval split (--eval-fraction > 0)")
     tracker = None

@@ -1,9 +1,10 @@
-"""A training killed mid-way (evicted pod) resumes from its last checkpoint when rerun."""
+"""A training stopped mid-way (pod deleted or evicted) resumes from its last checkpoint."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,10 +14,10 @@ from typing import Any
 from tests.conftest import REPO_ROOT
 from tests.integration.training.conftest import CORPUS
 
-STEPS = 150
+STEPS = 80
 
 
-def test_rerun_after_a_kill_continues_from_the_checkpoint(
+def test_rerun_after_sigterm_continues_from_the_checkpoint_in_the_same_run(
     mlflow_uri: str, registry: Any, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
@@ -35,12 +36,17 @@ def test_rerun_after_a_kill_continues_from_the_checkpoint(
                 assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
                 assert time.monotonic() < deadline, "no checkpoint within 90 s"
                 time.sleep(0.02)
-            first.kill()  # SIGKILL, like an evicted or OOM-killed pod: no cleanup runs
+            first.send_signal(signal.SIGTERM)  # what the kubelet sends a deleted pod
+            assert first.wait(timeout=60) == 143
         finally:
             if first.poll() is None:
                 first.kill()
             first.wait(timeout=30)
+    stopped = json.loads(term.read_text())
+    assert stopped["error_kind"] == "terminated" and stopped["error"] == "terminated by SIGTERM"
     run_id = json.loads((out / "kubellm-run.json").read_text())["run_id"]
+    assert stopped["run_id"] == run_id
+    assert registry.mlflow.get_run(run_id).info.status == "KILLED"
 
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert second.returncode == 0, second.stderr[-3000:]
