@@ -92,6 +92,7 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        reconciler.close()
         if "app" in runner:
             await runner["app"].cleanup()
 

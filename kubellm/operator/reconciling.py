@@ -53,6 +53,7 @@ class Reconciler:
         self._registries: dict[str, Registry] = {}
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
+        self._pending: dict[tuple[str, str], threading.Timer] = {}
         #: registered model name -> LLMs using it (for webhooks)
         self.by_model: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
 
@@ -78,6 +79,12 @@ class Reconciler:
             return sorted(self.by_model.get(model, set()))
 
     def reconcile(self, namespace: str, name: str, trigger: str = "event") -> Outcome:
+        """Reconcile one LLM now.
+
+        kopf's change handlers turn a "not yet" outcome into a TemporaryError and kopf
+        retries them; other triggers (a webhook, the polling timer, a requeue) have nobody
+        to retry them, so the reconciler schedules the follow-up itself.
+        """
         started = time.perf_counter()
         result = "error"
         try:
@@ -88,10 +95,37 @@ class Reconciler:
                 if outcome.invalid
                 else ("requeue" if outcome.requeue_after is not None else "steady")
             )
+            if trigger != "change" and outcome.requeue_after is not None:
+                self._requeue(namespace, name, outcome.requeue_after)
             return outcome
         finally:
             RECONCILES.labels(trigger, result).inc()
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+    def _requeue(self, namespace: str, name: str, delay: float) -> None:
+        key = (namespace, name)
+        with self._guard:
+            if key in self._pending:
+                return  # one follow-up per object is enough: it re-reads everything
+
+            def fire() -> None:
+                with self._guard:
+                    self._pending.pop(key, None)
+                try:
+                    self.reconcile(namespace, name, "requeue")
+                except Exception:  # the timer and kopf's handlers will try again
+                    log.exception("requeued reconcile of %s/%s failed", namespace, name)
+
+            timer = threading.Timer(delay, fire)
+            timer.daemon = True
+            self._pending[key] = timer
+            timer.start()
+
+    def close(self) -> None:
+        with self._guard:
+            pending, self._pending = list(self._pending.values()), {}
+        for timer in pending:
+            timer.cancel()
 
     def _reconcile(self, namespace: str, name: str) -> Outcome:
         raw = self.api.get("LLM", namespace, name)
