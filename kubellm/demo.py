@@ -72,7 +72,7 @@ def render_chart(helm: str, mlflow_url: str, kubeconfig: Path, webhook_port: int
         },
         "mlflow": {"trackingUri": mlflow_url},
     }
-    values_file = kubeconfig.parent / "demo-values.json"
+    values_file = kubeconfig.with_name(kubeconfig.name + "-values.json")
     values_file.write_text(json.dumps(values))
     result = subprocess.run(
         [
@@ -224,6 +224,24 @@ def _print_summary(console: Any, status: dict[str, Any], mlflow_url: str, elapse
 
 
 @contextlib.contextmanager
+def _operator_kubeconfig(cluster: Any) -> Iterator[Path]:
+    """A copy of the kubeconfig outside /tmp for the operator pod.
+
+    The chart mounts an emptyDir at /tmp (read-only root filesystem), and localkube maps a
+    container's references under a mountPath onto that volume, as a real pod would see it;
+    a kubeconfig under /tmp would therefore be invisible to the operator.
+    """
+    folder = Path.home() / ".kubellm"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"demo-kubeconfig-{os.getpid()}"
+    path.write_text(Path(cluster.kubeconfig_path).read_text())
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def _services(workdir: Path) -> Iterator[tuple[str, Any]]:
     from kubellm.testing.localkube import local_cluster
     from kubellm.testing.mlflow import mlflow_server
@@ -246,14 +264,18 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     tools = ensure()
     console.print(f"[bold]kubellm demo[/] in {workdir}")
-    with _services(workdir) as (mlflow_url, cluster):
+    with contextlib.ExitStack() as stack:
+        mlflow_url, cluster = stack.enter_context(_services(workdir))
         console.print(
             f"localkube API: {cluster.url}   (export KUBECONFIG={cluster.kubeconfig_path})"
         )
         console.print(f"MLflow:        {mlflow_url}")
         _kubectl(cluster, "create", "namespace", NAMESPACE, check=False)
         rendered = render_chart(
-            tools["helm"], mlflow_url, cluster.kubeconfig_path, args.webhook_port
+            tools["helm"],
+            mlflow_url,
+            stack.enter_context(_operator_kubeconfig(cluster)),
+            args.webhook_port,
         )
         console.print("installing the chart (helm template | kubectl apply) ...")
         _kubectl(cluster, "apply", "-f", "-", stdin=rendered)

@@ -135,6 +135,29 @@ BUILTIN_KINDS: tuple[ResourceKind, ...] = (
         categories=("all",),
     ),
     _k("coordination.k8s.io", "v1", "leases", "Lease"),
+    # Stored so that Helm charts install as on a real cluster; localkube does not authorize
+    # requests (every client is admin), bind volumes, or enforce disruption budgets.
+    _k("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
+    _k("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), status=True),
+    _k(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        short=("pdb",),
+        status=True,
+        generation=True,
+    ),
+    _k("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    _k("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    _k("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
+    _k(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        namespaced=False,
+    ),
     _k(
         "apiextensions.k8s.io",
         "v1",
