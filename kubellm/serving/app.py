@@ -10,7 +10,8 @@ not ready from the first instant of a shutdown.
 ``max_tokens`` above ``--max-new-tokens`` is refused with a 400 that states the limit
 (a client asking for more than it can get should know); a ``max_tokens`` that merely does
 not fit in the model's context after the prompt is clamped to what fits, and the
-response then ends with ``finish_reason: "length"``.
+response then ends with ``finish_reason: "length"``. Without ``max_tokens``, completions
+get OpenAI's default of 16 tokens and chat completions ``--max-new-tokens``.
 """
 
 from __future__ import annotations
@@ -236,7 +237,6 @@ class _MetricsMiddleware:
 
 @dataclass
 class _Prepared:
-    rid: str
     prompt_ids: list[int]
     params: SamplingParams
     max_new_tokens: int
@@ -344,7 +344,6 @@ def create_app(
             temperature=req.temperature, top_p=req.top_p, seed=req.seed, stop=req.stop_sequences()
         )
         return _Prepared(
-            rid="",
             prompt_ids=prompt_ids,
             params=params,
             max_new_tokens=min(wanted, engine.context_len - n),

@@ -48,7 +48,12 @@ import torch
 from kubellm.serving.detokenizing import DecodeState, decode_step
 from kubellm.serving.errors import EngineFailure, ModelNotReady, Overloaded
 from kubellm.serving.sampling import SamplingParams, check_stop, make_generator, next_tokens
-from kubellm.serving.scheduling import finish_reason, leading_padding, plan_admission
+from kubellm.serving.scheduling import (
+    finish_reason,
+    leading_padding,
+    plan_admission,
+    should_decode,
+)
 
 __all__ = [
     "Engine",
@@ -70,6 +75,10 @@ class EngineConfig:
     # Padded tokens (sequences x longest prompt) one prefill may compute: bounds the
     # pause that newcomers impose on running sequences and the prefill's memory.
     max_prefill_tokens: int = 8192
+    # Requests that arrive while a prefill runs are prefilled next, before the running
+    # batch decodes again, up to this many prefills in a row: first tokens come sooner
+    # when a burst trickles in over several steps, and decoding is never starved.
+    max_prefills_in_a_row: int = 4
 
 
 @dataclass(frozen=True)
@@ -308,6 +317,7 @@ class Engine:
             self._cv.notify()
 
     def _loop(self) -> None:
+        prefills_in_a_row = 0
         with torch.inference_mode():
             while True:
                 with self._cv:
@@ -318,9 +328,20 @@ class Engine:
                     admitted = self._take_admitted()
                 if admitted:
                     self._prefill_isolated(admitted)
-                if self._batch.seqs:
-                    self._decode_step()
+                    prefills_in_a_row += 1
                 self.running = len(self._batch)
+                if not self._batch.seqs:
+                    continue
+                more_waiting = bool(self._waiting) and len(self._batch) < self.config.max_batch_size
+                if should_decode(
+                    admitted=bool(admitted),
+                    more_waiting=more_waiting,
+                    prefills_in_a_row=prefills_in_a_row,
+                    max_prefills_in_a_row=self.config.max_prefills_in_a_row,
+                ):
+                    prefills_in_a_row = 0
+                    self._decode_step()
+                    self.running = len(self._batch)
         self._abort_all(ModelNotReady("the server is shutting down"))
 
     def _take_admitted(self) -> list[_Sequence]:

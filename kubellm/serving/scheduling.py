@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-__all__ = ["finish_reason", "leading_padding", "plan_admission"]
+__all__ = ["finish_reason", "leading_padding", "plan_admission", "should_decode"]
 
 
 def plan_admission(
@@ -40,6 +40,18 @@ def plan_admission(
         admitted += 1
         longest = longest_if
     return admitted
+
+
+def should_decode(
+    *, admitted: bool, more_waiting: bool, prefills_in_a_row: int, max_prefills_in_a_row: int
+) -> bool:
+    """Whether the running batch decodes now, or newcomers are prefilled first.
+
+    A prefill gives each newcomer its first token, so prefilling the requests that arrived
+    meanwhile before decoding shortens time to first token during a burst; the cap on
+    prefills in a row keeps running sequences from stalling under a steady stream.
+    """
+    return not (admitted and more_waiting and prefills_in_a_row < max_prefills_in_a_row)
 
 
 def leading_padding(column_has_token: Sequence[bool]) -> int:

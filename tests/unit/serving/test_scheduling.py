@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from kubellm.serving.scheduling import finish_reason, leading_padding, plan_admission
+from kubellm.serving.scheduling import (
+    finish_reason,
+    leading_padding,
+    plan_admission,
+    should_decode,
+)
 
 
 def test_admission_fills_the_free_batch_slots_in_arrival_order() -> None:
@@ -56,3 +61,24 @@ def test_token_cap_or_full_context_finishes_with_length() -> None:
         "length"
     )
     assert finish_reason(5, generated=1, max_new_tokens=10, context_full=False, **common) is None  # type: ignore[arg-type]
+
+
+def test_newcomers_arriving_during_a_prefill_are_prefilled_before_decoding() -> None:
+    assert not should_decode(
+        admitted=True, more_waiting=True, prefills_in_a_row=1, max_prefills_in_a_row=4
+    )
+
+
+def test_decoding_is_not_starved_by_a_steady_stream_of_newcomers() -> None:
+    assert should_decode(
+        admitted=True, more_waiting=True, prefills_in_a_row=4, max_prefills_in_a_row=4
+    )
+
+
+def test_without_newcomers_the_batch_decodes() -> None:
+    assert should_decode(
+        admitted=True, more_waiting=False, prefills_in_a_row=1, max_prefills_in_a_row=4
+    )
+    assert should_decode(
+        admitted=False, more_waiting=True, prefills_in_a_row=0, max_prefills_in_a_row=4
+    )
