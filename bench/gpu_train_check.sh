@@ -11,7 +11,8 @@
 # MLflow; stage 2 fully fine-tunes that registered version (models:/gpu-check@candidate),
 # which is the "bf16 fine-tune of a ~100M model". Stage 3 runs a plain transformers Trainer
 # script on the same model and data for the wrapper-overhead ratio.
-# Env: PYTHON, PRESET, STEPS, BATCH, SEQ, PRECISION, VOCAB, REPEAT (corpus copies),
+# Env: PYTHON, PRESET, STEPS, BATCH, BIG_BATCH (an extra fine-tune stage with this batch),
+# SEQ, PRECISION, VOCAB, REPEAT (corpus copies),
 # PEAK_TFLOPS (default from the GPU name).
 set -uo pipefail
 
@@ -88,6 +89,10 @@ if [ "$HAVE_MLFLOW" = 1 ]; then
   "$PY" -c "from kubellm.testing.mlflow import sqlite_tracking_uri as s; s('$WORK')" 2>/dev/null
   train_stage pretrain --method pretrain --architecture "$PRESET" --vocab-size "$VOCAB"
   train_stage finetune --method full --base-model models:/gpu-check@candidate
+  if [ -n "${BIG_BATCH:-}" ]; then  # the same fine-tune with a larger batch (higher MFU)
+    train_stage finetune-big --method full --base-model models:/gpu-check/1 \
+      --batch-size "$BIG_BATCH" --registered-model gpu-check-big
+  fi
 else
   echo "mlflow missing: kubellm train cannot run here (it always tracks); plain Trainer only"
 fi
@@ -117,7 +122,7 @@ def load(n):
         return json.loads(lines[-1])
     except Exception:
         return None
-rows = {n: load(n) for n in ("pretrain", "finetune", "plain")}
+rows = {n: load(n) for n in ("pretrain", "finetune", "finetune-big", "plain")}
 for n, r in rows.items():
     if not r or "tokens_per_second" not in r or r.get("tokens_per_second") is None:
         print(f"{n}: no result ({(r or {}).get('error', 'not run')})")

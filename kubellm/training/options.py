@@ -14,6 +14,8 @@ message a user can see is unit-tested without training anything. Bounds match th
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -75,6 +77,15 @@ class TrainOptions:
         """The run's parameters as MLflow wants them: flat strings, secrets-free."""
         skip = {"tracking_uri"}
         return {k: str(v) for k, v in asdict(self).items() if k not in skip and v is not None}
+
+    def digest(self) -> str:
+        """What makes two invocations *the same training*: every input except where and how
+        often it writes. A restarted pod has the same digest and resumes; a changed spec
+        has another and never picks up checkpoints or a run that are not its own."""
+        operational = {"output_dir", "logging_steps", "save_steps", "save_total_limit"}
+        kept = {k: v for k, v in sorted(self.params().items()) if k not in operational}
+        kept["tracking_uri"] = self.tracking_uri
+        return hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ Rules this module keeps:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -125,12 +124,6 @@ class MlflowMetricsCallback(TrainerCallback):  # type: ignore[misc]
             )
 
 
-def _params_digest(params: dict[str, str]) -> str:
-    ignore = {"output_dir", "logging_steps", "save_steps", "save_total_limit"}
-    kept = {k: v for k, v in sorted(params.items()) if k not in ignore}
-    return hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:16]
-
-
 def _sqlite_artifact_location(tracking_uri: str, experiment: str) -> str | None:
     """For a local sqlite store, artifacts beside the database instead of ``./mlruns``."""
     if not tracking_uri.startswith("sqlite:///"):
@@ -161,7 +154,7 @@ class Tracker:
             return {}
         if data.get("tracking_uri") != self.opts.tracking_uri:
             return {}
-        if data.get("params_digest") != _params_digest(self.opts.params()):
+        if data.get("digest") != self.opts.digest():
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -169,7 +162,7 @@ class Tracker:
         data = {
             "run_id": self.run_id,
             "tracking_uri": self.opts.tracking_uri,
-            "params_digest": _params_digest(self.opts.params()),
+            "digest": self.opts.digest(),
             **extra,
         }
         self.opts.output_dir.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,11 @@
 transformers' Trainer (on accelerate) is what lets one code path run on a CPU, one GPU in
 bf16 and many GPUs or nodes under ``torchrun`` (DDP): it reads ``RANK``/``WORLD_SIZE`` from
 the environment torchrun sets, so nothing here branches on the hardware except the choice
-of precision. Checkpoints go to ``<output_dir>/checkpoints``; when one exists the Trainer
-resumes from it (weights, optimizer, scheduler, RNG and data position), so a restarted pod
-continues instead of starting over.
+of precision. Checkpoints go to ``<output_dir>/checkpoints-<digest>``; when one exists the
+Trainer resumes from it (weights, optimizer, scheduler, RNG and data position), so a
+restarted pod continues instead of starting over. Only the main process writes
+checkpoints, so for several nodes the output dir must be storage they share (a
+ReadWriteMany volume); on one node any persistent volume will do.
 
 Work that must happen once per node (downloading the base model, training the tokenizer)
 runs on the local main process first; the other ranks then find it on disk.
@@ -56,7 +58,9 @@ def is_main_process() -> bool:
 
 
 def checkpoints_dir(opts: TrainOptions) -> Path:
-    return opts.output_dir / "checkpoints"
+    """Checkpoints of *this* training (named by its digest): every rank computes the same
+    path, and a changed spec in the same output dir starts fresh instead of resuming."""
+    return opts.output_dir / f"checkpoints-{opts.digest()}"
 
 
 def precision_flags(precision: str, *, cuda: bool, bf16_supported: bool) -> dict[str, bool]:

@@ -52,6 +52,25 @@ def _env(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models on shared CI cores: one thread per process avoids OpenMP threads spinning
+    against the other test processes (measured here: ~10x faster under load)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment of a `kubellm train` child process: the source tree, one thread."""
+    return dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1", **extra)
+
+
 def train(argv: list[str], workdir: Path, **env: str) -> TrainResult:
     """Run `kubellm train ARGV` in this process; return exit code, summary and output."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -59,6 +78,7 @@ def train(argv: list[str], workdir: Path, **env: str) -> TrainResult:
     out, err = io.StringIO(), io.StringIO()
     with (
         _env(KUBELLM_TERMINATION_LOG=str(term), **env),
+        _one_torch_thread(),
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
     ):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO_ROOT, free_port
-from tests.integration.training.conftest import CORPUS
+from tests.conftest import free_port
+from tests.integration.training.conftest import CORPUS, subprocess_env
 
 
 def test_torchrun_with_two_processes_trains_once_and_registers_once(
@@ -23,7 +22,7 @@ def test_torchrun_with_two_processes_trains_once_and_registers_once(
            "--architecture", "gpt2-tiny", "--dataset", str(CORPUS), "--tracking-uri", mlflow_uri,
            "--output-dir", str(tmp_path / "out"), "--max-steps", "10", "--batch-size", "4",
            "--sequence-length", "64", "--logging-steps", "5", "--vocab-size", "300"]  # fmt: skip
-    env = dict(os.environ, KUBELLM_TERMINATION_LOG=str(term), PYTHONPATH=str(REPO_ROOT))
+    env = subprocess_env(KUBELLM_TERMINATION_LOG=str(term))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(term.read_text())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,8 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO_ROOT
-from tests.integration.training.conftest import CORPUS
+from tests.integration.training.conftest import CORPUS, subprocess_env
 
 STEPS = 80
 
@@ -27,12 +25,12 @@ def test_rerun_after_sigterm_continues_from_the_checkpoint_in_the_same_run(
            "--tracking-uri", mlflow_uri, "--output-dir", str(out), "--max-steps", str(STEPS),
            "--save-steps", "10", "--batch-size", "8", "--sequence-length", "64",
            "--logging-steps", "10", "--vocab-size", "300"]  # fmt: skip
-    env = dict(os.environ, KUBELLM_TERMINATION_LOG=str(term), PYTHONPATH=str(REPO_ROOT))
+    env = subprocess_env(KUBELLM_TERMINATION_LOG=str(term))
     with open(tmp_path / "first.log", "wb") as log:
         first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + 90
-            while not list(out.glob("checkpoints/checkpoint-*/trainer_state.json")):
+            while not list(out.glob("checkpoints-*/checkpoint-*/trainer_state.json")):
                 assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
                 assert time.monotonic() < deadline, "no checkpoint within 90 s"
                 time.sleep(0.02)

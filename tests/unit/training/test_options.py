@@ -112,3 +112,12 @@ def test_params_for_mlflow_are_strings_and_leave_out_the_tracking_uri() -> None:
     assert "tracking_uri" not in params
     assert params["base_model"] == "models:/a/1"
     assert all(isinstance(v, str) for v in params.values())
+
+
+def test_digest_ignores_where_and_how_often_it_writes_but_not_the_training() -> None:
+    base = {**BASE, "base_model": "d"}
+    same = resolve_options(base, {})
+    moved = resolve_options({**base, "output_dir": "/elsewhere", "save_steps": "7"}, {})
+    changed = resolve_options({**base, "learning_rate": "1e-3"}, {})
+    assert same.digest() == moved.digest()
+    assert same.digest() != changed.digest()
