@@ -111,7 +111,7 @@ def pretrained(mlflow_uri: str, registry: Any, tmp_path_factory: pytest.TempPath
         work,
     )  # fmt: skip
     assert result.code == 0, result.stderr[-3000:]
-    return result, registry.resolve_alias(MODEL, "candidate")
+    return result, registry.resolve_alias(MODEL, "candidate"), work
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from kubellm.training.tracking import TAG_BASE_MODEL, TAG_GENERATION, TAG_LLM, TAG_METHOD
-from tests.integration.training.conftest import MODEL
+from tests.integration.training.conftest import CORPUS, FAST, MODEL, train
 
 
 def test_pretrain_lowers_eval_loss_registers_v1_and_sets_candidate(
     pretrained: Any, registry: Any
 ) -> None:
-    result, candidate_after = pretrained
+    result, candidate_after, _ = pretrained
     s = result.summary
     assert s["status"] == "succeeded" and s["model_version"] == "1"
     assert s["eval_loss"] < s["initial_eval_loss"]
@@ -23,7 +23,7 @@ def test_pretrain_lowers_eval_loss_registers_v1_and_sets_candidate(
 
 
 def test_progress_lines_show_step_loss_throughput_and_eta(pretrained: Any) -> None:
-    result, _ = pretrained
+    result, _, _ = pretrained
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("step ")]
     assert lines[-1].startswith("step 40/40 (100%) loss ")
     assert all("tokens/s" in ln and " eta " in ln for ln in lines)
@@ -33,7 +33,7 @@ def test_progress_lines_show_step_loss_throughput_and_eta(pretrained: Any) -> No
 def test_the_run_records_params_metrics_dataset_and_finishes(
     pretrained: Any, registry: Any
 ) -> None:
-    result, _ = pretrained
+    result, _, _ = pretrained
     client = registry.mlflow
     run = client.get_run(result.summary["run_id"])
     assert run.info.status == "FINISHED"
@@ -77,3 +77,21 @@ def test_lora_on_v2_registers_v3_merged(lora_tuned: Any, registry: Any, tmp_path
     with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
         keys = list(f.keys())
     assert keys and not any("lora" in k for k in keys)
+
+
+def test_rerun_of_a_finished_training_reports_it_again_without_a_new_version(
+    pretrained: Any, registry: Any, mlflow_uri: str
+) -> None:
+    result, _, work = pretrained
+    argv = [
+        "--llm-name", MODEL, "--method", "pretrain", "--architecture", "gpt2-tiny",
+        "--dataset", str(CORPUS), "--tracking-uri", mlflow_uri, "--output-dir", str(work / "out"),
+        "--max-steps", "40", "--learning-rate", "3e-3", "--vocab-size", "512",
+        "--generation", "1", *FAST,
+    ]  # fmt: skip
+    again = train(argv, work / "again")  # a pod restarted after it registered
+    assert again.code == 0 and again.summary == result.summary
+    assert "not retraining" in again.stdout
+    versions = registry.mlflow.search_model_versions(f"name='{MODEL}'")
+    assert "1" in {str(v.version) for v in versions}
+    assert sum(1 for v in versions if v.run_id == result.summary["run_id"]) == 1
