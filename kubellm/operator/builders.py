@@ -191,7 +191,9 @@ def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]
     nodes = training.nodes
     objects: list[dict[str, Any]] = []
     pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
+        # OnFailure restarts the container inside the same pod, so the checkpoint emptyDir
+        # survives and `kubellm train` resumes from its last checkpoint instead of step 0.
+        "restartPolicy": "OnFailure",
         "containers": [
             {
                 "name": "train",

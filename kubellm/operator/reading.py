@@ -60,10 +60,15 @@ def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+    """The container's final result; with restartPolicy OnFailure a killed container's
+    message may only survive in ``lastState`` (the previous attempt's)."""
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         term = (cs.get("state") or {}).get("terminated")
-        if term:
+        last = (cs.get("lastState") or {}).get("terminated")
+        if term and (term.get("message") or not last):
             return dict(term)
+        if last:
+            return {**last, **({"exitCode": term["exitCode"]} if term else {})}
     return None
 
 
