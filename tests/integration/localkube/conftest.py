@@ -1,5 +1,17 @@
-"""Fixtures for localkube integration tests: one local cluster (a separate process) per session."""
+"""Fixtures for localkube integration tests: one local cluster (a separate process) per session,
+and a fresh namespace per test."""
 
 from __future__ import annotations
 
-from kubellm.testing.localkube import localkube  # noqa: F401  (session fixture)
+from collections.abc import Iterator
+
+import pytest
+
+from kubellm.testing.localkube import Cluster, localkube  # noqa: F401  (session fixture)
+
+from .controllers_support import namespace
+
+
+@pytest.fixture
+def ns(localkube: Cluster) -> Iterator[str]:  # noqa: F811
+    yield from namespace(localkube)

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from kubellm.testing.localkube import Cluster
 
 from .controllers_support import (
     apply,
     condition,
     get,
-    namespace,
     needs_kubectl,
     wait_for,
     web_deployment,
 )
 
 pytestmark = needs_kubectl
-
-
-@pytest.fixture
-def ns(localkube: Cluster) -> Iterator[str]:
-    yield from namespace(localkube)
 
 
 def metrics_deployment(queue_depth: int) -> dict:

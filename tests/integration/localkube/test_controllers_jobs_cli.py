@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from kubellm.testing.localkube import Cluster, local_cluster
 
-from .controllers_support import apply, get, job, namespace, needs_kubectl, pods, wait_for
+from .controllers_support import apply, get, job, needs_kubectl, pods, wait_for
 
 pytestmark = needs_kubectl
-
-
-@pytest.fixture
-def ns(localkube: Cluster) -> Iterator[str]:
-    yield from namespace(localkube)
 
 
 def test_indexed_job_gives_each_pod_its_completion_index(localkube: Cluster, ns: str):

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from kubellm.testing.localkube import Cluster
 
@@ -15,7 +12,6 @@ from .controllers_support import (
     condition,
     get,
     job,
-    namespace,
     needs_kubectl,
     pods,
     wait_for,
@@ -23,11 +19,6 @@ from .controllers_support import (
 )
 
 pytestmark = needs_kubectl
-
-
-@pytest.fixture
-def ns(localkube: Cluster) -> Iterator[str]:
-    yield from namespace(localkube)
 
 
 def running(cluster: Cluster, ns: str, selector: str) -> list[str]:

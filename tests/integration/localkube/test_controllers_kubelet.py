@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from kubellm.testing.localkube import Cluster
 
@@ -14,7 +11,6 @@ from .controllers_support import (
     condition,
     get,
     job,
-    namespace,
     needs_kubectl,
     pods,
     wait_for,
@@ -22,11 +18,6 @@ from .controllers_support import (
 )
 
 pytestmark = needs_kubectl
-
-
-@pytest.fixture
-def ns(localkube: Cluster) -> Iterator[str]:
-    yield from namespace(localkube)
 
 
 def pod_manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from kubernetes import client
 
 from kubellm.testing.localkube import Cluster
 
-from .controllers_support import job, namespace, pods, wait_for
-
-
-@pytest.fixture
-def ns(localkube: Cluster) -> Iterator[str]:
-    yield from namespace(localkube)
+from .controllers_support import job, pods, wait_for
 
 
 @pytest.fixture

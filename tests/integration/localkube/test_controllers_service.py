@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator
-
-import pytest
 
 from kubellm.testing.localkube import Cluster
 
 from .controllers_support import (
     apply,
     get,
-    namespace,
     needs_kubectl,
     pods,
     service,
@@ -21,11 +17,6 @@ from .controllers_support import (
 )
 
 pytestmark = needs_kubectl
-
-
-@pytest.fixture
-def ns(localkube: Cluster) -> Iterator[str]:
-    yield from namespace(localkube)
 
 
 def fetch(url: str) -> str:
