@@ -224,24 +224,6 @@ def _print_summary(console: Any, status: dict[str, Any], mlflow_url: str, elapse
 
 
 @contextlib.contextmanager
-def _operator_kubeconfig(cluster: Any) -> Iterator[Path]:
-    """A copy of the kubeconfig outside /tmp for the operator pod.
-
-    The chart mounts an emptyDir at /tmp (read-only root filesystem), and localkube maps a
-    container's references under a mountPath onto that volume, as a real pod would see it;
-    a kubeconfig under /tmp would therefore be invisible to the operator.
-    """
-    folder = Path.home() / ".kubellm"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"demo-kubeconfig-{os.getpid()}"
-    path.write_text(Path(cluster.kubeconfig_path).read_text())
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
 def _services(workdir: Path) -> Iterator[tuple[str, Any]]:
     from kubellm.testing.localkube import local_cluster
     from kubellm.testing.mlflow import mlflow_server
@@ -274,7 +256,7 @@ def run_demo(args: argparse.Namespace) -> int:
         rendered = render_chart(
             tools["helm"],
             mlflow_url,
-            stack.enter_context(_operator_kubeconfig(cluster)),
+            Path(cluster.kubeconfig_path),
             args.webhook_port,
         )
         console.print("installing the chart (helm template | kubectl apply) ...")

@@ -12,6 +12,7 @@ directory that stands for the volume.
 from __future__ import annotations
 
 import base64
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -194,6 +195,10 @@ def map_paths(value: str, mounts: Mapping[str, str]) -> str:
     A mount path counts as a whole path prefix: at the start of the value or after `=`,
     `:`, `,` or whitespace (`--out=/data/x`, `PATH=/a:/data/bin`), followed by `/`, a
     separator or the end. The longest mount path wins (`/data/sub` before `/data`).
+
+    localkube runs containers on the host, so a path *below* a mount path that already
+    exists on the host (an interpreter in a venv under /tmp, a source tree) is the host's
+    and is left alone; anything else under a mount path is mapped onto the volume.
     """
     paths = sorted((p.rstrip("/") for p in mounts if p.rstrip("/")), key=len, reverse=True)
     if not paths:
@@ -201,5 +206,13 @@ def map_paths(value: str, mounts: Mapping[str, str]) -> str:
     local = {p.rstrip("/"): v.rstrip("/") for p, v in mounts.items()}
     pattern = re.compile(
         r"(?:^|(?<=[=:,\s]))(" + "|".join(re.escape(p) for p in paths) + r")(?=/|$|[:,\s])"
+        r"(/[^:,\s]*)?"
     )
-    return pattern.sub(lambda m: local[m.group(1)], value)
+
+    def replace(m: re.Match[str]) -> str:
+        mount, rest = m.group(1), m.group(2) or ""
+        if rest.strip("/") and os.path.exists(mount + rest):
+            return mount + rest
+        return local[mount] + rest
+
+    return pattern.sub(replace, value)

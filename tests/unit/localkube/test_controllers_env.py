@@ -99,3 +99,15 @@ def test_mount_paths_are_rewritten_only_as_whole_path_prefixes():
     assert map_paths("cat /data/a > /dev/null", mounts) == "cat /tmp/pod/volumes/data/a > /dev/null"
     assert map_paths("/database", mounts) == "/database"
     assert map_paths("s3://bucket/data/x", mounts) == "s3://bucket/data/x"
+
+
+def test_existing_host_paths_under_a_mount_path_are_left_alone(tmp_path) -> None:
+    tool = tmp_path / "venv" / "bin" / "python"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("")
+    mounts = {str(tmp_path): "/pods/p1/volumes/tmp"}
+    assert map_paths(str(tool), mounts) == str(tool)
+    assert (
+        map_paths(f"{tmp_path}/scratch/out.json", mounts) == "/pods/p1/volumes/tmp/scratch/out.json"
+    )
+    assert map_paths(str(tmp_path), mounts) == "/pods/p1/volumes/tmp"
