@@ -90,7 +90,7 @@ def load_prompts(n: int) -> list[str]:
 
 
 # ---------------------------------------------------------------- the naive server
-def naive_server(model_dir: str, port: int) -> None:
+def naive_server(model_dir: str, port: int, dtype: str) -> None:
     """One generate per request, serialised: what a first FastAPI wrapper looks like."""
     import threading
 
@@ -101,7 +101,7 @@ def naive_server(model_dir: str, port: int) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval()
     lock = threading.Lock()
     app = FastAPI()
 
@@ -163,7 +163,7 @@ def naive_server(model_dir: str, port: int) -> None:
 
 
 # ------------------------------------------------------------------ offline ceiling
-def offline(model_dir: str, n_prompts: int, max_tokens: int) -> None:
+def offline(model_dir: str, n_prompts: int, max_tokens: int, dtype: str) -> None:
     """One batched generate over all prompts; prints a JSON result line."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
@@ -171,7 +171,7 @@ def offline(model_dir: str, n_prompts: int, max_tokens: int) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval()
     batch = tokenizer(load_prompts(n_prompts), return_tensors="pt", padding=True)
     first: list[float] = []
 
@@ -352,7 +352,7 @@ def bench_server(
 
 def bench_offline(model_dir: Path, args: Any) -> Result:
     cmd = [sys.executable, __file__, "_offline", str(model_dir), str(args.requests)]
-    cmd += [str(args.max_tokens)]
+    cmd += [str(args.max_tokens), args.dtype]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     import psutil
@@ -382,15 +382,16 @@ def bench_model(label: str, model_dir: Path, args: Any) -> list[Result]:
             cmd = [py, "-m", "kubellm", "serve", "--model", str(model_dir), "--host", "127.0.0.1"]
             cmd += ["--port", str(kubellm_port), "--served-model-name", "bench"]
             cmd += ["--max-batch-size", str(args.clients), "--max-new-tokens", str(args.max_tokens)]
+            cmd += ["--dtype", args.dtype]
             runs.append(bench_server("kubellm", cmd, kubellm_port, "bench", prompts, args))
         elif system == "hf-serve":
             exe = str(Path(py).parent / "transformers")
             cmd = [exe, "serve", str(model_dir), "--continuous-batching", "--device", "cpu"]
             cmd += ["--cb-num-blocks", str(args.cb_num_blocks), "--cb-block-size", "32"]
-            cmd += ["--host", "127.0.0.1", "--port", str(hf_port)]
+            cmd += ["--host", "127.0.0.1", "--port", str(hf_port), "--dtype", args.dtype]
             runs.append(bench_server("hf-serve", cmd, hf_port, str(model_dir), prompts, args))
         elif system == "naive":
-            cmd = [py, __file__, "_naive", str(model_dir), str(naive_port)]
+            cmd = [py, __file__, "_naive", str(model_dir), str(naive_port), args.dtype]
             runs.append(bench_server("naive", cmd, naive_port, "bench", prompts, args))
         elif system == "offline":
             runs.append(bench_offline(model_dir, args))
@@ -401,7 +402,7 @@ def report(label: str, runs: list[Result], args: Any) -> dict[str, Any]:
     by = {r.name: r for r in runs}
     print(
         f"\n## {label}: {args.requests} requests, {args.clients} concurrent clients, "
-        f"{args.max_tokens} new tokens, greedy"
+        f"{args.max_tokens} new tokens, greedy, {args.dtype}"
     )
     print(
         "| system | tokens | wall s | tokens/s | TTFT p50 s | TTFT p95 s | peak RSS MB | errors |"
@@ -428,10 +429,10 @@ def report(label: str, runs: list[Result], args: Any) -> dict[str, Any]:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_naive":
-        naive_server(sys.argv[2], int(sys.argv[3]))
+        naive_server(sys.argv[2], int(sys.argv[3]), sys.argv[4])
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "_offline":
-        offline(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        offline(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny,smollm2")
@@ -440,6 +441,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=None, help="default: one per client")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--cb-num-blocks", type=int, default=128)
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16"], help="for every system"
+    )
     parser.add_argument(
         "--cache-dir", default=os.path.expanduser("~/.cache/kubellm/bench"), type=str
     )

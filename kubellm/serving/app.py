@@ -89,6 +89,7 @@ class ServerSettings:
     api_key: str | None = None
     chat_template: str | None = None
     device: str = "cpu"
+    dtype: str = "auto"
     tracking_uri: str | None = None
     download_dir: Path | None = None
     shutdown_grace: float = 30.0
@@ -173,7 +174,7 @@ def load_into(state: ServerState) -> None:
     s = state.settings
     download_dir = s.download_dir or Path(tempfile.mkdtemp(prefix="kubellm-model-"))
     model_dir = resolve_model_dir(s.model, s.tracking_uri, download_dir)
-    loaded = load_model(model_dir, device=s.device, chat_template=s.chat_template)
+    loaded = load_model(model_dir, device=s.device, chat_template=s.chat_template, dtype=s.dtype)
     engine = Engine(
         loaded.model,
         loaded.tokenizer,

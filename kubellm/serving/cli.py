@@ -52,6 +52,13 @@ def register(subparsers: Any) -> None:
     _add(serve, "--api-key-file", "file holding the API key (else env KUBELLM_API_KEY)")
     _add(serve, "--chat-template", "Jinja chat template, inline or a file path")
     _add(serve, "--device", "torch device", default="cpu")
+    _add(
+        serve,
+        "--dtype",
+        "weights dtype: auto (float32 on CPU, checkpoint's on GPU), float32, bfloat16, float16",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+    )
     _add(serve, "--tracking-uri", "MLflow tracking URI for models:/ URIs")
     _add(serve, "--download-dir", "where a models:/ URI is downloaded (default: a temp dir)")
     _add(
@@ -120,6 +127,7 @@ def run_serve(args: argparse.Namespace) -> int:
         api_key=api_key,
         chat_template=chat_template,
         device=args.device,
+        dtype=args.dtype,
         tracking_uri=args.tracking_uri,
         download_dir=Path(args.download_dir) if args.download_dir else None,
         shutdown_grace=float(args.shutdown_grace),

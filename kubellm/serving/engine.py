@@ -327,8 +327,15 @@ class Engine:
                         break
                     admitted = self._take_admitted()
                 if admitted:
+                    started = time.perf_counter()
                     self._prefill_isolated(admitted)
                     prefills_in_a_row += 1
+                    log.debug(
+                        "prefill %d (batch %d) in %.3fs",
+                        len(admitted),
+                        len(self._batch),
+                        time.perf_counter() - started,
+                    )
                 self.running = len(self._batch)
                 if not self._batch.seqs:
                     continue

@@ -27,6 +27,7 @@ __all__ = [
     "find_tokenizer_dir",
     "is_registry_uri",
     "load_model",
+    "resolve_dtype",
     "resolve_model_dir",
 ]
 
@@ -106,18 +107,33 @@ def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     return frozenset(ids)
 
 
-def load_model(
-    model_dir: Path, device: str = "cpu", chat_template: str | None = None
-) -> LoadedModel:
-    """Load weights and tokenizer for inference (fp32 on CPU, the checkpoint dtype on GPU)."""
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """``auto`` is float32 on CPU (exact, and fast everywhere) and the checkpoint's dtype on
+    accelerators; ``bfloat16`` on a CPU with AVX512-BF16/AMX roughly halves decode time, at
+    bf16's precision."""
     import torch
+
+    if dtype == "auto":
+        return torch.float32 if device == "cpu" else "auto"
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"unknown dtype {dtype!r} (auto, float32, bfloat16, float16)")
+    return getattr(torch, dtype)
+
+
+def load_model(
+    model_dir: Path,
+    device: str = "cpu",
+    chat_template: str | None = None,
+    dtype: str = "auto",
+) -> LoadedModel:
+    """Load weights and tokenizer for inference, in the dtype ``resolve_dtype`` picks."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(find_tokenizer_dir(model_dir))
     if chat_template:
         tokenizer.chat_template = chat_template
-    dtype: Any = torch.float32 if device == "cpu" else "auto"
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    torch_dtype: Any = resolve_dtype(dtype, device)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype)
     model = model.to(device)  # type: ignore[arg-type]
     model.eval()
     pad = tokenizer.pad_token_id
