@@ -454,3 +454,41 @@ def test_nonzero_exit_never_passes_even_if_the_message_says_so() -> None:
     assert parse_loadtest_message(PASS, 1).verdict == "fail"
     assert parse_loadtest_message("garbage", 2).verdict == "error"
     assert parse_loadtest_message(None, 0).verdict == "fail"
+
+
+def test_vllm_engine_renders_the_vllm_server_on_the_fetched_model() -> None:
+    llm = _llm(mutate=lambda o: o["spec"]["serving"].update(engine={"name": "vllm"}))
+    p = plan(llm, _candidate_ready(llm), CONFIG, NOW)
+    dep = next(m for m in p.apply if m["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert server["image"] == CONFIG.vllm_image
+    assert "--model=/models/model" in server["args"]
+    assert "fetch-model" in pod["initContainers"][0]["command"]
+    assert server["readinessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_hpa_on_inflight_requests_reads_the_servers_gauge() -> None:
+    llm = _llm()
+    p = plan(
+        llm,
+        _with_loadtest(
+            _candidate_ready(llm, production="1"),
+            JobState(
+                name="support-bot-loadtest-v2",
+                component="loadtest",
+                version="2",
+                succeeded=1,
+                complete=True,
+                message=PASS,
+                exit_code=0,
+            ),
+        ),
+        CONFIG,
+        NOW,
+    )
+    hpa = next(m for m in p.apply if m["kind"] == "HorizontalPodAutoscaler")
+    metric = hpa["spec"]["metrics"][0]
+    assert metric["type"] == "Pods"
+    assert metric["pods"]["metric"]["name"] == "kubellm_inflight_requests"
+    assert metric["pods"]["target"]["averageValue"] == "8"
