@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
+import zlib
 from typing import Any
 
 __all__ = ["register"]
@@ -38,10 +40,14 @@ def _run(args: argparse.Namespace) -> int:
     liveness = f"http://{host}:{args.liveness_port}/healthz" if args.liveness_port else None
     if args.verbose:  # otherwise the root logging set up by `kubellm --log-level` applies
         logging.getLogger("kopf").setLevel(logging.DEBUG)
+    # With peering, kopf pauses every replica whose priority ties with another's: derive a
+    # distinct one per pod (its hostname) unless one is given.
+    priority = int(env.get("KUBELLM_PRIORITY") or zlib.crc32(socket.gethostname().encode()) % 997)
     kopf.run(
         registry=registry,
         standalone=args.peering is None,
         peering_name=args.peering,
+        priority=priority if args.peering else None,
         clusterwide=not config.namespaces,
         namespaces=list(config.namespaces),
         liveness_endpoint=liveness,
