@@ -151,6 +151,28 @@ class RequestStream:
                 return "".join(parts), event
 
 
+def _put_all(items: list[tuple[asyncio.Queue[Event], Event]]) -> None:
+    for q, event in items:
+        q.put_nowait(event)
+
+
+def deliver_all(items: list[tuple[RequestStream, Event]]) -> None:
+    """Deliver a step's events with one wake-up per event loop, not one per token.
+
+    Each ``call_soon_threadsafe`` wakes the loop and contends for the GIL with the engine
+    thread; batching them per step keeps the loop's share of the GIL small.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[Event], Event]]] = {}
+    for stream, event in items:
+        if stream._loop is None or stream._aqueue is None:
+            stream._squeue.put(event)
+        else:
+            by_loop.setdefault(stream._loop, []).append((stream._aqueue, event))
+    for loop, batch in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening
+            loop.call_soon_threadsafe(_put_all, batch)
+
+
 @dataclass(eq=False)
 class _Sequence:
     stream: RequestStream
@@ -255,6 +277,7 @@ class Engine:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._batch = _Batch()
+        self._outbox: list[tuple[RequestStream, Event]] = []
         self.running = 0  # read by metrics; written by the engine thread only
         self.steps = 0
 
@@ -326,6 +349,7 @@ class Engine:
                     if self._stopping:
                         break
                     admitted = self._take_admitted()
+                self._flush()
                 if admitted:
                     started = time.perf_counter()
                     self._prefill_isolated(admitted)
@@ -336,6 +360,7 @@ class Engine:
                         len(self._batch),
                         time.perf_counter() - started,
                     )
+                    self._flush()
                 self.running = len(self._batch)
                 if not self._batch.seqs:
                     continue
@@ -348,6 +373,7 @@ class Engine:
                 ):
                     prefills_in_a_row = 0
                     self._decode_step()
+                    self._flush()
                     self.running = len(self._batch)
         self._abort_all(ModelNotReady("the server is shutting down"))
 
@@ -472,21 +498,29 @@ class Engine:
         )
         # At the end, everything up to the stop string (or all of it) becomes safe to show.
         safe = stop.safe_len if (reason is None or stop.stopped) else len(text)
-        seq.stream.deliver(TokenEvent(text[seq.emitted : safe]))
+        self._emit(seq.stream, TokenEvent(text[seq.emitted : safe]))
         seq.emitted = max(seq.emitted, safe)
         if reason is not None:
             self._finish(seq, reason)
+
+    def _emit(self, stream: RequestStream, event: Event) -> None:
+        self._outbox.append((stream, event))
+
+    def _flush(self) -> None:
+        if self._outbox:
+            items, self._outbox = self._outbox, []
+            deliver_all(items)
 
     def _decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def _finish(self, seq: _Sequence, reason: str) -> None:
         seq.done = True
-        seq.stream.deliver(FinishEvent(reason, len(seq.prompt_ids), len(seq.generated)))
+        self._emit(seq.stream, FinishEvent(reason, len(seq.prompt_ids), len(seq.generated)))
 
     def _fail(self, seq: _Sequence, exc: Exception) -> None:
         seq.done = True
-        seq.stream.deliver(ErrorEvent(EngineFailure(f"generation failed: {exc}")))
+        self._emit(seq.stream, ErrorEvent(EngineFailure(f"generation failed: {exc}")))
 
     def _abort_all(self, exc: Exception) -> None:
         with self._cv:
