@@ -1,0 +1,385 @@
+"""Planning steps 2-4: the candidate's Deployment, Service and load test, its verdict
+(promote or refuse), the production release, and retiring what nothing wants any more.
+
+Promotion is derived from the registry's production alias, so a reconcile after a crash
+at any point recomputes the same children.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from kubellm.api.conditions import find
+from kubellm.api.resource import LLM
+from kubellm.api.spec import OnFailure
+from kubellm.api.status import (
+    HISTORY_LIMIT,
+    CandidateStatus,
+    LoadTestFigures,
+    ProductionStatus,
+    Release,
+)
+from kubellm.operator.builders import (
+    build_candidate_service,
+    build_hpa,
+    build_loadtest_job,
+    build_production_service,
+    build_prompts_configmap,
+    build_serving_deployment,
+)
+from kubellm.operator.naming import (
+    candidate_service_name,
+    content_hash,
+    deployment_name,
+    hpa_name,
+    loadtest_job_name,
+    production_service_name,
+    prompts_configmap_name,
+)
+from kubellm.operator.planning import (
+    RETRY_ANNOTATION,
+    TOKEN_TAG,
+    VERDICT_TAG,
+    Deletion,
+    Event,
+    F,
+    RegistryAction,
+    T,
+    U,
+    Work,
+    seconds_since,
+    stamp,
+)
+from kubellm.operator.verdicts import parse_loadtest_message
+
+__all__ = ["plan_candidate", "plan_deletions", "plan_production"]
+
+
+def _retry_token(llm: LLM) -> str:
+    token = llm.annotations.get(RETRY_ANNOTATION)
+    return content_hash(token, 5) if token else ""
+
+
+def _refused_key(version: str, token: str) -> str:
+    return f"{version}@{token}" if token else version
+
+
+def _is_refused(w: Work, version: str, token: str) -> bool:
+    if _refused_key(version, token) in w.llm.status.refused_versions:
+        return True
+    tags = w.observed.registry.candidate_tags
+    return tags.get(VERDICT_TAG) == "refused" and tags.get(TOKEN_TAG, "") == token
+
+
+def _service_url(w: Work, name: str) -> str | None:
+    svc = w.observed.services.get(name)
+    if svc is None or not svc.cluster_ip or svc.cluster_ip == "None":
+        return None
+    return f"http://{svc.cluster_ip}:{w.config.serving_port}"
+
+
+def _release(version: str, verdict: str, figures: LoadTestFigures, now: datetime) -> Release:
+    return Release(
+        version=version,
+        verdict=verdict,
+        at=stamp(now),
+        p95_ms=figures.p95_ms,
+        requests_per_second=figures.requests_per_second,
+        tokens_per_second=figures.tokens_per_second,
+        error_rate=figures.error_rate,
+        reasons=figures.reasons,
+    )
+
+
+def _figure_tags(figures: LoadTestFigures, verdict: str, token: str) -> dict[str, str]:
+    tags = {VERDICT_TAG: verdict, TOKEN_TAG: token}
+    if figures.p95_ms is not None:
+        tags["kubellm.rollout.p95_ms"] = f"{figures.p95_ms:g}"
+    if figures.reasons:
+        tags["kubellm.rollout.reasons"] = "; ".join(figures.reasons)[:4000]
+    return tags
+
+
+def plan_candidate(w: Work, production: str | None) -> str | None:
+    """Deploy, test and judge the candidate; returns the version promoted now, if any."""
+    llm = w.llm
+    reg = w.observed.registry
+    version = reg.candidate
+    token = _retry_token(llm)
+    if version is None or version == production:
+        w.condition(
+            "CandidateReady",
+            F,
+            "NoCandidate",
+            f"no version behind alias {llm.spec.rollout.candidate_alias!r} awaits a test"
+            if version is None
+            else f"candidate version {version} is in production",
+        )
+        w.condition(
+            "LoadTestPassed",
+            T if version else U,
+            "Promoted" if version else "NoCandidate",
+            f"version {version} passed the gate" if version else "nothing to test",
+        )
+        return None
+    if _is_refused(w, version, token):
+        w.condition(
+            "CandidateReady",
+            F,
+            "CandidateRefused",
+            f"version {version} was refused; move the alias or set the "
+            f"{RETRY_ANNOTATION} annotation to test it again",
+        )
+        prev = find(llm.status.conditions, "LoadTestPassed")
+        w.condition(
+            "LoadTestPassed",
+            F,
+            "LoadTestFailed",
+            prev.message
+            if prev and prev.reason == "LoadTestFailed"
+            else f"version {version} was refused by the load-test gate",
+        )
+        return None
+
+    dep_name = deployment_name(llm.name, version)
+    dep = w.observed.deployments.get(dep_name)
+    cand = CandidateStatus(
+        version=version,
+        deployment=dep_name,
+        state="Starting",
+        since=(
+            llm.status.candidate.since
+            if llm.status.candidate and llm.status.candidate.version == version
+            else stamp(w.now)
+        ),
+    )
+    w.status["candidate"] = cand
+    w.want(build_serving_deployment(llm, version, w.config, replicas=llm.spec.serving.replicas.min))
+    w.want(build_candidate_service(llm, version, w.config))
+    w.want(build_prompts_configmap(llm))
+    if cand.since == stamp(w.now) and (
+        llm.status.candidate is None or llm.status.candidate.version != version
+    ):
+        w.out.events.append(
+            Event("Normal", "CandidateDeploying", f"deploying version {version} as {dep_name}")
+        )
+
+    if dep is None or not dep.available:
+        problem = dep.pod_problem if dep else None
+        if dep is not None and (dep.progress_deadline_exceeded or problem):
+            figures = LoadTestFigures(
+                verdict="error",
+                reasons=[
+                    f"candidate never became ready: {problem or 'progress deadline exceeded'}"
+                ],
+            )
+            _refuse(w, version, token, figures, dep_name)
+            return None
+        w.condition(
+            "CandidateReady", F, "CandidateStarting", f"waiting for {dep_name} to become ready"
+        )
+        w.condition("LoadTestPassed", U, "LoadTestPending", "the candidate is not ready yet")
+        w.out.wait()
+        return None
+    w.condition(
+        "CandidateReady",
+        T,
+        "CandidateAvailable",
+        f"{dep_name} has {dep.available_replicas} available replica(s)",
+    )
+    target = _service_url(w, candidate_service_name(llm.name))
+    job_name = loadtest_job_name(llm.name, version) + (f"-{token}" if token else "")
+    cand.load_test_job = job_name
+    job = w.observed.jobs.get(job_name)
+    if job is None:
+        if target is None:
+            w.condition("LoadTestPassed", U, "LoadTestPending", "waiting for the candidate Service")
+            w.out.wait()
+            return None
+        baseline = None
+        prod_dep = w.observed.deployments.get(deployment_name(llm.name, production or ""))
+        if production and prod_dep is not None and prod_dep.available:
+            baseline = _service_url(w, production_service_name(llm.name))
+        manifest = build_loadtest_job(llm, version, target, baseline, w.config)
+        manifest["metadata"]["name"] = job_name
+        w.want(manifest)
+        cand.state = "LoadTesting"
+        w.condition("LoadTestPassed", U, "LoadTestRunning", f"started Job {job_name}")
+        w.out.events.append(
+            Event(
+                "Normal", "LoadTestStarted", f"load-testing version {version} with Job {job_name}"
+            )
+        )
+        w.out.wait()
+        return None
+    w.desired_names.add(("Job", job_name))
+    if not job.finished:
+        cand.state = "LoadTesting"
+        w.condition("LoadTestPassed", U, "LoadTestRunning", f"Job {job_name} is running")
+        w.out.wait()
+        return None
+    figures = parse_loadtest_message(job.message, 0 if job.complete else (job.exit_code or 1))
+    if job.complete and figures.verdict == "pass":
+        cand.state = "Passed"
+        cand.load_test = figures
+        w.status["last_p95_ms"] = figures.p95_ms
+        w.condition(
+            "LoadTestPassed",
+            T,
+            "LoadTestPassed",
+            f"version {version}: p95 {figures.p95_ms} ms, "
+            f"{figures.requests_per_second} req/s, error rate {figures.error_rate}",
+        )
+        rollout = llm.spec.rollout
+        w.out.registry.append(
+            RegistryAction("set_tags", version, tags=_figure_tags(figures, "promoted", token))
+        )
+        w.out.registry.append(RegistryAction("set_alias", version, alias=rollout.production_alias))
+        w.out.events.append(
+            Event(
+                "Normal",
+                "Promoted",
+                f"version {version} passed the load test and takes traffic "
+                f"(p95 {figures.p95_ms} ms)",
+            )
+        )
+        _add_history(w, _release(version, "promoted", figures, w.now))
+        return version
+    _refuse(w, version, token, figures, dep_name)
+    return None
+
+
+def _refuse(w: Work, version: str, token: str, figures: LoadTestFigures, dep_name: str) -> None:
+    llm = w.llm
+    reasons = "; ".join(figures.reasons) or "the load test failed"
+    w.status["candidate"] = CandidateStatus(
+        version=version,
+        deployment=dep_name,
+        state="Refused",
+        load_test=figures,
+        since=stamp(w.now),
+    )
+    if figures.p95_ms is not None:
+        w.status["last_p95_ms"] = figures.p95_ms
+    w.condition("CandidateReady", F, "CandidateRefused", f"version {version} refused")
+    w.condition("LoadTestPassed", F, "LoadTestFailed", f"version {version}: {reasons}")
+    w.out.registry.append(
+        RegistryAction("set_tags", version, tags=_figure_tags(figures, "refused", token))
+    )
+    w.out.events.append(
+        Event("Warning", "Refused", f"version {version} failed the load-test gate: {reasons}")
+    )
+    refused = [r for r in llm.status.refused_versions if r != _refused_key(version, token)]
+    w.status["refused_versions"] = [*refused, _refused_key(version, token)][-HISTORY_LIMIT:]
+    _add_history(w, _release(version, "refused", figures, w.now))
+    if llm.spec.rollout.on_failure is OnFailure.ROLLBACK:
+        # not desired any more: the deletion pass removes the Deployment and its Service
+        w.desired_names.discard(("Deployment", dep_name))
+        w.desired_names.discard(("Service", candidate_service_name(llm.name)))
+        w.out.apply = [
+            m for m in w.out.apply if (m["kind"], m["metadata"]["name"]) in w.desired_names
+        ]
+
+
+def _add_history(w: Work, release: Release) -> None:
+    history = w.status.get("history", list(w.llm.status.history))
+    history = [
+        release,
+        *(
+            r
+            for r in history
+            if not (r.version == release.version and r.verdict == release.verdict)
+        ),
+    ]
+    w.status["history"] = history[:HISTORY_LIMIT]
+
+
+def plan_production(w: Work, production: str | None, promoted_now: bool) -> None:
+    llm = w.llm
+    if production is None:
+        w.condition(
+            "Ready",
+            F,
+            "NoProductionVersion",
+            f"no version behind alias {llm.spec.rollout.production_alias!r} yet",
+        )
+        return
+    dep_name = deployment_name(llm.name, production)
+    dep = w.observed.deployments.get(dep_name)
+    if ("Deployment", dep_name) not in w.desired_names:
+        w.want(
+            build_serving_deployment(
+                llm, production, w.config, replicas=llm.spec.serving.replicas.min
+            )
+        )
+    w.want(build_production_service(llm, production, w.config))
+    w.want(build_hpa(llm, production))
+    svc_name = production_service_name(llm.name)
+    svc = w.observed.services.get(svc_name)
+    prev = llm.status.production
+    promoted_at = (
+        stamp(w.now)
+        if promoted_now or prev is None or prev.version != production
+        else prev.promoted_at
+    )
+    w.status["production"] = ProductionStatus(
+        version=production,
+        deployment=dep_name,
+        endpoint=f"http://{svc_name}.{llm.namespace}.svc:{w.config.serving_port}",
+        address=_service_url(w, svc_name),
+        promoted_at=promoted_at,
+    )
+    if dep is not None and dep.available and svc is not None and svc.version == production:
+        w.condition(
+            "Ready",
+            T,
+            "ProductionServing",
+            f"version {production} serves at {svc_name} "
+            f"({dep.available_replicas} available replica(s))",
+        )
+    else:
+        w.condition(
+            "Ready",
+            F,
+            "ProductionStarting",
+            f"version {production}: waiting for {dep_name} and Service {svc_name}",
+        )
+        w.out.wait()
+
+
+def plan_deletions(w: Work, production: str | None) -> None:
+    """Remove children nothing wants any more; retire old releases only after draining."""
+    prod_svc = w.observed.services.get(production_service_name(w.llm.name))
+    promoted_at = w.status["production"].promoted_at if "production" in w.status else None
+    drained = seconds_since(promoted_at, w.now) >= w.config.drain_delay
+    refused = {
+        r.split("@")[0] for r in w.status.get("refused_versions", w.llm.status.refused_versions)
+    }
+    for dep in w.observed.deployments.values():
+        if ("Deployment", dep.name) in w.desired_names or dep.deleting:
+            continue
+        if prod_svc is not None and prod_svc.version == dep.version:
+            continue  # still behind the production Service: switch first, then retire
+        if dep.version not in refused and not drained:
+            w.out.wait(1.0)  # let clients and proxies move to the new release first
+            continue
+        w.out.delete.append(Deletion("Deployment", dep.name))
+        w.out.events.append(Event("Normal", "Retired", f"deleted Deployment {dep.name}"))
+    for svc in w.observed.services.values():
+        if ("Service", svc.name) not in w.desired_names and not svc.name.startswith(
+            f"{w.llm.name}-train-"
+        ):
+            w.out.delete.append(Deletion("Service", svc.name))
+    if production is None and hpa_name(w.llm.name) in w.observed.hpas:
+        w.out.delete.append(Deletion("HorizontalPodAutoscaler", hpa_name(w.llm.name)))
+    for job in w.observed.jobs.values():
+        if (
+            job.component == "loadtest"
+            and not job.finished
+            and not job.deleting
+            and ("Job", job.name) not in w.desired_names
+        ):
+            w.out.delete.append(Deletion("Job", job.name))  # its candidate is gone
+    cm = prompts_configmap_name(w.llm.name)
+    if cm in w.observed.configmaps and ("ConfigMap", cm) not in w.desired_names:
+        w.out.delete.append(Deletion("ConfigMap", cm))
