@@ -52,7 +52,7 @@ def test_init_containers_run_in_order_and_share_volumes_with_the_main_container(
         },
     )
     mounts = [
-        {"name": "work", "mountPath": "/work"},
+        {"name": "work", "mountPath": "/scratch"},
         {"name": "cfg", "mountPath": "/etc/cfg"},
         {"name": "sec", "mountPath": "/etc/sec"},
         {"name": "models", "mountPath": "/models"},
@@ -69,13 +69,13 @@ def test_init_containers_run_in_order_and_share_volumes_with_the_main_container(
             {
                 "name": "first",
                 "image": "x",
-                "command": ["sh", "-c", "echo first >> /work/order"],
+                "command": ["sh", "-c", "echo first >> /scratch/order"],
                 "volumeMounts": mounts,
             },
             {
                 "name": "second",
                 "image": "x",
-                "command": ["sh", "-c", "echo second >> /work/order"],
+                "command": ["sh", "-c", "echo second >> /scratch/order"],
                 "volumeMounts": mounts,
             },
         ],
@@ -85,7 +85,7 @@ def test_init_containers_run_in_order_and_share_volumes_with_the_main_container(
                 "image": "x",
                 "command": ["sh", "-c"],
                 "args": [
-                    "cat /work/order; cat /etc/cfg/greeting; echo; cat /etc/sec/token; echo; "
+                    "cat /scratch/order; cat /etc/cfg/greeting; echo; cat /etc/sec/token; echo; "
                     "echo kept > $(OUT)"
                 ],
                 "env": [{"name": "OUT", "value": "/models/file"}],
