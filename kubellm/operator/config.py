@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,41 +50,37 @@ class OperatorConfig:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
+        """Settings from ``KUBELLM_*`` variables (as the Helm chart sets them); unset or
+        empty variables keep the defaults."""
         e = dict(os.environ if env is None else env)
-        kwargs: dict[str, Any] = {}
-        if e.get("KUBELLM_IMAGE"):
-            kwargs["image"] = e["KUBELLM_IMAGE"]
-        if e.get("KUBELLM_CUDA_IMAGE"):
-            kwargs["cuda_image"] = e["KUBELLM_CUDA_IMAGE"]
-        if e.get("KUBELLM_VLLM_IMAGE"):
-            kwargs["vllm_image"] = e["KUBELLM_VLLM_IMAGE"]
-        if e.get("KUBELLM_CHILD_COMMAND"):
-            kwargs["command"] = tuple(shlex.split(e["KUBELLM_CHILD_COMMAND"]))
-        if e.get("KUBELLM_GPU_RESOURCE"):
-            kwargs["gpu_resource"] = e["KUBELLM_GPU_RESOURCE"]
-        uri = e.get("KUBELLM_MLFLOW_TRACKING_URI") or e.get("MLFLOW_TRACKING_URI")
-        if uri:
-            kwargs["tracking_uri"] = uri
-        if e.get("KUBELLM_NAMESPACES"):
-            kwargs["namespaces"] = tuple(
-                n.strip() for n in e["KUBELLM_NAMESPACES"].split(",") if n.strip()
-            )
-        if e.get("KUBELLM_POLL_INTERVAL"):
-            kwargs["poll_interval"] = _duration_seconds(e["KUBELLM_POLL_INTERVAL"])
-        if e.get("KUBELLM_DRAIN_DELAY"):
-            kwargs["drain_delay"] = _duration_seconds(e["KUBELLM_DRAIN_DELAY"])
-        if e.get("KUBELLM_WEBHOOK_PORT"):
-            kwargs["webhook_port"] = int(e["KUBELLM_WEBHOOK_PORT"])
-        if e.get("KUBELLM_WEBHOOK_HOST"):
-            kwargs["webhook_host"] = e["KUBELLM_WEBHOOK_HOST"]
-        if e.get("KUBELLM_WEBHOOK_SECRET"):
-            kwargs["webhook_secret"] = e["KUBELLM_WEBHOOK_SECRET"]
-        if e.get("KUBELLM_WEBHOOK_PUBLIC_URL"):
-            kwargs["webhook_public_url"] = e["KUBELLM_WEBHOOK_PUBLIC_URL"]
-        if e.get("KUBELLM_DEFAULT_NODE_SELECTOR"):
-            kwargs["default_node_selector"] = dict(json.loads(e["KUBELLM_DEFAULT_NODE_SELECTOR"]))
-        if e.get("KUBELLM_DEFAULT_TOLERATIONS"):
-            kwargs["default_tolerations"] = tuple(json.loads(e["KUBELLM_DEFAULT_TOLERATIONS"]))
-        if e.get("KUBELLM_CHILD_ENV"):
-            kwargs["child_env"] = dict(json.loads(e["KUBELLM_CHILD_ENV"]))
+        if not e.get("KUBELLM_MLFLOW_TRACKING_URI") and e.get("MLFLOW_TRACKING_URI"):
+            e["KUBELLM_MLFLOW_TRACKING_URI"] = e["MLFLOW_TRACKING_URI"]
+        kwargs = {
+            field_name: parse(e[var]) for var, (field_name, parse) in _ENV.items() if e.get(var)
+        }
         return cls(**kwargs)
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+#: environment variable -> (field, parser)
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "KUBELLM_IMAGE": ("image", str),
+    "KUBELLM_CUDA_IMAGE": ("cuda_image", str),
+    "KUBELLM_VLLM_IMAGE": ("vllm_image", str),
+    "KUBELLM_CHILD_COMMAND": ("command", lambda v: tuple(shlex.split(v))),
+    "KUBELLM_GPU_RESOURCE": ("gpu_resource", str),
+    "KUBELLM_MLFLOW_TRACKING_URI": ("tracking_uri", str),
+    "KUBELLM_NAMESPACES": ("namespaces", _csv),
+    "KUBELLM_POLL_INTERVAL": ("poll_interval", _duration_seconds),
+    "KUBELLM_DRAIN_DELAY": ("drain_delay", _duration_seconds),
+    "KUBELLM_WEBHOOK_PORT": ("webhook_port", int),
+    "KUBELLM_WEBHOOK_HOST": ("webhook_host", str),
+    "KUBELLM_WEBHOOK_SECRET": ("webhook_secret", str),
+    "KUBELLM_WEBHOOK_PUBLIC_URL": ("webhook_public_url", str),
+    "KUBELLM_DEFAULT_NODE_SELECTOR": ("default_node_selector", lambda v: dict(json.loads(v))),
+    "KUBELLM_DEFAULT_TOLERATIONS": ("default_tolerations", lambda v: tuple(json.loads(v))),
+    "KUBELLM_CHILD_ENV": ("child_env", lambda v: dict(json.loads(v))),
+}

@@ -138,8 +138,10 @@ class DeploymentController(Controller):
                     else replicas
                 )
             else:
-                stub = ReplicaSetView("", 0, 0)
-                start = new_rs_replicas(replicas, surge, stub, [stub, *views.values()])
+                not_created = ReplicaSetView("", 0, 0)
+                start = new_rs_replicas(
+                    replicas, surge, not_created, [not_created, *views.values()]
+                )
             new = await self._create_rs(d, template, start, max_rev + 1)
             created_new = True
             views[new["metadata"]["name"]] = _view(new)
