@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck crd clean
+.PHONY: venv demo test lint typecheck crd clean realkube
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 	$(BIN)/ruff format --check kubellm tests bench
 	$(BIN)/mypy kubellm
 	HF_HUB_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# kube-apiserver, controller-manager, scheduler and etcd from the Kubernetes Go modules,
+# built once into ~/.cache/kubellm/realkube/<version>/bin (a cold build takes tens of minutes).
+realkube:
+	tools/realkube/build.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check kubellm tests bench

@@ -60,6 +60,20 @@ def register(subparsers: Any) -> None:
         help="multiply controller timings (backoffs, probe periods, deadlines) by this factor",
     )
     up.add_argument(
+        "--control-plane",
+        choices=("localkube", "real"),
+        default="localkube",
+        help="localkube's emulated API server (default), or a real kube-apiserver, "
+        "controller-manager, scheduler and etcd (built by `make realkube`) with localkube's "
+        "kubelet and service proxy as the node",
+    )
+    up.add_argument(
+        "--gpus",
+        type=int,
+        default=0,
+        help="real control plane: nvidia.com/gpu capacity the node advertises (scheduling only)",
+    )
+    up.add_argument(
         "--pod-fault",
         action="append",
         default=[],
@@ -98,14 +112,25 @@ def _up(args: argparse.Namespace, workdir: Path) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
 
     async def main() -> None:
-        cluster = LocalCluster(
-            workdir,
-            host=args.host,
-            port=args.port,
-            state_file=args.state_file,
-            kubeconfig_path=args.kubeconfig,
-            time_scale=args.time_scale,
-        )
+        cluster: Any
+        if args.control_plane == "real":
+            from kubellm.localkube.realkube.cluster import RealCluster
+
+            cluster = RealCluster(
+                workdir,
+                kubeconfig_path=args.kubeconfig,
+                time_scale=args.time_scale,
+                gpus=args.gpus,
+            )
+        else:
+            cluster = LocalCluster(
+                workdir,
+                host=args.host,
+                port=args.port,
+                state_file=args.state_file,
+                kubeconfig_path=args.kubeconfig,
+                time_scale=args.time_scale,
+            )
         for f in faults:
             cluster.pod_faults.add(f)
         stop = asyncio.Event()
@@ -113,9 +138,18 @@ def _up(args: argparse.Namespace, workdir: Path) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await cluster.start()
-        state = {"pid": os.getpid(), "url": cluster.url, "kubeconfig": str(cluster.kubeconfig_path)}
+        state = {
+            "pid": os.getpid(),
+            "url": cluster.url,
+            "kubeconfig": str(cluster.kubeconfig_path),
+            "controlPlane": args.control_plane,
+            # the /_localkube admin endpoints: the API server itself for localkube
+            "adminUrl": getattr(cluster, "admin_url", "") or cluster.url,
+            "version": getattr(cluster, "version", ""),
+        }
         (workdir / STATE_FILE).write_text(json.dumps(state))
-        print(f"localkube is up at {cluster.url}", flush=True)
+        kind = f"kube-apiserver {cluster.version}" if args.control_plane == "real" else "localkube"
+        print(f"{kind} is up at {cluster.url}", flush=True)
         print(f"export KUBECONFIG={cluster.kubeconfig_path}", flush=True)
         try:
             await stop.wait()
@@ -177,7 +211,8 @@ def _status(workdir: Path) -> int:
         print(f"localkube: not running ({workdir})")
         return 1
     try:
-        with urllib.request.urlopen(state["url"] + "/_localkube/healthz", timeout=3) as resp:
+        admin = state.get("adminUrl") or state["url"]
+        with urllib.request.urlopen(admin + "/_localkube/healthz", timeout=3) as resp:
             healthy = resp.status == 200
     except OSError:
         healthy = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -103,15 +104,24 @@ class WatchExpired(Exception):
 class KubeClient:
     """Async JSON client for one API server (no auth: localkube needs none)."""
 
-    def __init__(self, base_url: str, *, user_agent: str = "localkube-controllers") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user_agent: str = "localkube-controllers",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.user_agent = user_agent
+        #: TLS with a client certificate for a real kube-apiserver (None: plain HTTP)
+        self.ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.ssl_context or True),
                 headers={"User-Agent": self.user_agent, "Accept": "application/json"},
                 timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=None),
             )

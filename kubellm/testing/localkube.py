@@ -43,6 +43,19 @@ class Cluster:
     workdir: Path
     pid: int
     cache_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kubecache-")))
+    #: "localkube" (the emulator) or "real" (kube-apiserver & co. with localkube's node)
+    control_plane: str = "localkube"
+    #: where the /_localkube admin endpoints are (the API server itself for localkube)
+    admin_url: str = ""
+    #: the API server's version, e.g. "v1.37.2" (real control plane only)
+    version: str = ""
+
+    @property
+    def description(self) -> str:
+        """What tests print: `cluster: kube-apiserver v1.37.2` or `cluster: localkube`."""
+        if self.control_plane == "real":
+            return f"cluster: kube-apiserver {self.version}"
+        return "cluster: localkube"
 
     def env(self, **extra: str) -> dict[str, str]:
         """os.environ with KUBECONFIG and a private KUBECACHEDIR (discovery cache)."""
@@ -68,7 +81,7 @@ class Cluster:
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         """Call a `/_localkube/...` admin endpoint (faults, pod-faults)."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req = urllib.request.Request((self.admin_url or self.url) + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=10) as resp:
             text = resp.read().decode()
@@ -116,8 +129,16 @@ def local_cluster(
     extra_args: Sequence[str] = (),
     startup_timeout: float = 30.0,
     stop_timeout: float = 20.0,
+    control_plane: str = "localkube",
 ) -> Iterator[Cluster]:
-    """Start `python -m kubellm localkube up` in `tmp_dir`; stop it and check for leaks."""
+    """Start `python -m kubellm localkube up` in `tmp_dir`; stop it and check for leaks.
+
+    `control_plane="real"` runs kube-apiserver, controller-manager, scheduler and etcd (built
+    by `make realkube`) with localkube's kubelet as the node, instead of the emulator.
+    """
+    if control_plane == "real":
+        startup_timeout = max(startup_timeout, 180.0)
+        stop_timeout = max(stop_timeout, 40.0)
     workdir = Path(tmp_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     kubeconfig = workdir / "kubeconfig"
@@ -138,12 +159,14 @@ def local_cluster(
         str(kubeconfig),
         "--time-scale",
         str(time_scale),
+        "--control-plane",
+        control_plane,
         *extra_args,
     ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + startup_timeout
-        url = ""
+        url = admin_url = version = ""
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(
@@ -151,15 +174,26 @@ def local_cluster(
                 )
             if state.exists():
                 try:
-                    url = json.loads(state.read_text())["url"]
+                    recorded = json.loads(state.read_text())
+                    url = recorded["url"]
+                    admin_url = recorded.get("adminUrl") or url
+                    version = recorded.get("version") or ""
                 except (ValueError, KeyError):
                     url = ""
-                if url and _healthy(url):
+                if url and _healthy(admin_url):
                     break
             time.sleep(0.1)
         else:
             raise RuntimeError(f"localkube did not become healthy in {startup_timeout}s")
-        yield Cluster(kubeconfig_path=kubeconfig, url=url, workdir=workdir, pid=proc.pid)
+        yield Cluster(
+            kubeconfig_path=kubeconfig,
+            url=url,
+            workdir=workdir,
+            pid=proc.pid,
+            control_plane=control_plane,
+            admin_url=admin_url,
+            version=version,
+        )
     finally:
         children = _descendants(proc.pid)
         if proc.poll() is None:

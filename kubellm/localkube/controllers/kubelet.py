@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,10 @@ from kubellm.localkube.controllers.faults import PodFaults
 from kubellm.localkube.controllers.podruntime import PodRuntime
 from kubellm.localkube.networking import IpPool
 
-__all__ = ["NODE_NAME", "Kubelet"]
+__all__ = ["NODE_NAME", "Kubelet", "PodSetup"]
+
+#: `pod_setup(pod, volume_dirs) -> env overrides`; raises EnvError to retry (FailedMount)
+PodSetup = Callable[[dict[str, Any], dict[str, str]], Awaitable[dict[str, str]]]
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +83,18 @@ class Kubelet(Controller):
         faults: PodFaults,
         kubeconfig: Path | None = None,
         api_url: str = "",
+        node_name: str = NODE_NAME,
+        schedule: bool = True,
+        pod_setup: PodSetup | None = None,
     ) -> None:
         super().__init__()
+        #: the Node this kubelet runs pods for
+        self.node_name = node_name
+        #: localkube binds unscheduled pods itself; next to a real kube-scheduler it waits
+        self.schedule = schedule
+        #: called once a pod's volumes exist; returns env overrides (a real cluster writes the
+        #: pod's service-account credentials here and hands it a kubeconfig of its own)
+        self.pod_setup = pod_setup
         self.client = client
         self.pods = pods
         self.configmaps = configmaps
@@ -113,9 +127,11 @@ class Kubelet(Controller):
             if meta.get("deletionTimestamp"):
                 await self._remove(pod)
                 return None
+            if not self.schedule:
+                return None
             pod = await self._schedule(pod)
             spec = pod.get("spec") or {}
-        if spec.get("nodeName") != NODE_NAME:
+        if spec.get("nodeName") != self.node_name:
             return None
         if meta.get("deletionTimestamp"):
             if rt is None:
@@ -143,10 +159,10 @@ class Kubelet(Controller):
 
     async def _schedule(self, pod: JSON) -> JSON:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        patched = await self.client.patch(PODS, ns, name, {"spec": {"nodeName": NODE_NAME}})
+        patched = await self.client.patch(PODS, ns, name, {"spec": {"nodeName": self.node_name}})
         self.pods.upsert(patched)
         self.scheduler_events.event(
-            pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {NODE_NAME}"
+            pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {self.node_name}"
         )
         return patched
 
@@ -195,7 +211,9 @@ class Kubelet(Controller):
             host, _, port = hostport.rpartition(":")
             env["KUBERNETES_SERVICE_HOST"] = host
             env["KUBERNETES_SERVICE_PORT"] = port
-        if self.kubeconfig is not None:
+        if self.pod_setup is not None:
+            env.pop("KUBECONFIG", None)  # never the node's own credentials
+        elif self.kubeconfig is not None:
             env["KUBECONFIG"] = str(self.kubeconfig)
         env["KUBELLM_LOCALKUBE"] = "1"
         return env

@@ -78,6 +78,7 @@ class PodRuntime:
                 r.state = {"waiting": {"reason": "PodInitializing"}}
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.volume_dirs: dict[str, str] = {}
+        self.extra_env: dict[str, str] = {}
         self.initialized = not self.init_specs
         self.init_failed = False
         self.start_time = now_str()
@@ -130,6 +131,8 @@ class PodRuntime:
                         self.k.sources(self.ns).configmaps,
                         self.k.sources(self.ns).secrets,
                     )
+                    if self.k.pod_setup is not None:
+                        self.extra_env = await self.k.pod_setup(self.pod, self.volume_dirs)
                     break
                 except EnvError as exc:
                     self.event("Warning", "FailedMount", str(exc))
@@ -174,7 +177,7 @@ class PodRuntime:
         term_file = self.dir / "termination" / name
         term_file.unlink(missing_ok=True)
         mounts = self._mounts(spec, term_file)
-        base = self.k.base_env(self.pod)
+        base = {**self.k.base_env(self.pod), **self.extra_env}
         env = build_env(spec, self.pod, self.ip, self.k.sources(self.ns), base)
         env = {k: map_paths(v, mounts) for k, v in env.items()}
         env["KUBELLM_TERMINATION_LOG"] = str(term_file)

@@ -1,0 +1,135 @@
+"""`RealCluster`: a real control plane with localkube's node, behind LocalCluster's interface.
+
+`kubellm localkube up --control-plane real` runs this instead of the emulator: the same
+kubeconfig in the workdir, the same pod-faults admin endpoint (served next to the node on
+plain loopback HTTP, since the real apiserver cannot mount it), the same `stop()` that ends
+every process. Tests pick it with `KUBELLM_E2E_CLUSTER=real`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from kubellm.localkube.controllers.faults import PodFault, PodFaults
+from kubellm.localkube.realkube.controlplane import ControlPlane
+from kubellm.localkube.realkube.node import RealNode
+
+__all__ = ["RealCluster"]
+
+log = logging.getLogger(__name__)
+
+
+class RealCluster:
+    """etcd + kube-apiserver + controller manager + scheduler + localkube's node."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        kubeconfig_path: Path | None = None,
+        time_scale: float = 1.0,
+        service_cidr: str = "127.96.0.0/16",
+        pod_cidr: str = "127.64.0.0/10",
+        gpus: int = 0,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.kubeconfig_path = kubeconfig_path or self.workdir / "kubeconfig"
+        self.control_plane = ControlPlane(self.workdir / "control-plane", service_cidr=service_cidr)
+        self.pod_faults = PodFaults()
+        self.time_scale = time_scale
+        self.pod_cidr = pod_cidr
+        self.gpus = gpus
+        self.node: RealNode | None = None
+        self.version = ""
+        self._admin: web.AppRunner | None = None
+        self.admin_url = ""
+
+    @property
+    def url(self) -> str:
+        return self.control_plane.url
+
+    async def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.control_plane.start)
+        self.version = await asyncio.to_thread(self.control_plane.version)
+        self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.kubeconfig_path != self.control_plane.admin_kubeconfig:
+            self.kubeconfig_path.write_bytes(self.control_plane.admin_kubeconfig.read_bytes())
+            self.kubeconfig_path.chmod(0o600)
+        assert self.control_plane.pki is not None
+        self.node = RealNode(
+            self.url,
+            self.control_plane.pki,
+            self.workdir,
+            version=self.version,
+            pod_cidr=self.pod_cidr,
+            gpus=self.gpus,
+            time_scale=self.time_scale,
+            faults=self.pod_faults,
+        )
+        await self.node.start()
+        await self._serve_admin()
+        log.info("real cluster %s up at %s (workdir %s)", self.version, self.url, self.workdir)
+
+    async def stop(self) -> None:
+        if self._admin is not None:
+            await self._admin.cleanup()
+        if self.node is not None:
+            await self.node.stop()
+        await asyncio.to_thread(self.control_plane.stop)
+        log.info("real cluster stopped")
+
+    async def __aenter__(self) -> RealCluster:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def set_metric(self, namespace: str, hpa: str, metric: str, value: float | None) -> None:
+        assert self.node is not None and self.node.hpa is not None, "cluster not started"
+        self.node.hpa.set_metric(namespace, hpa, metric, value)
+
+    # -- /_localkube admin endpoints ---------------------------------------------------------
+    async def _serve_admin(self) -> None:
+        app = web.Application()
+        app.router.add_get("/_localkube/healthz", self._healthz)
+        app.router.add_route("*", "/_localkube/pod-faults", self._faults)
+        self._admin = web.AppRunner(app, access_log=None)
+        await self._admin.setup()
+        site = web.TCPSite(self._admin, "127.0.0.1", 0)
+        await site.start()
+        server: Any = getattr(site, "_server", None)
+        port = int(server.sockets[0].getsockname()[1])
+        self.admin_url = f"http://127.0.0.1:{port}"
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"cluster": "real", "version": self.version, "api": self.url})
+
+    async def _faults(self, request: web.Request) -> web.Response:
+        faults = self.pod_faults
+        if request.method == "GET":
+            return web.json_response({"faults": [f.to_dict() for f in faults.list()]})
+        if request.method == "DELETE":
+            raw = request.query.get("id")
+            faults.clear(int(raw) if raw else None)
+            return web.json_response({"cleared": raw or "all"})
+        if request.method == "POST":
+            try:
+                fault = faults.add(PodFault.from_dict(json.loads(await request.text() or "{}")))
+            except (ValueError, TypeError) as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            return web.json_response(fault.to_dict(), status=201)
+        return web.json_response({"error": "method not allowed"}, status=405)
