@@ -25,13 +25,14 @@ from .engine import Engine, WriteOptions
 from .errors import ApiError
 from .faults import FaultInjector
 from .kinds import ResourceKind
+from .listoptions import ListOptions, parse_bool, parse_list_options
 from .logs import serve_log
 from .meta import clone
 from .patching import PATCH_TYPES, apply_patch
 from .protobuf import decode_protobuf
 from .routing import NOT_FOUND, Target, parse_path, resolve
 from .selectors import FieldSelector, LabelSelector
-from .tables import build_table
+from .tables import bookmark_table, build_table
 from .watching import WatchRequest, stream_watch
 
 __all__ = ["Handlers", "log_requests"]
@@ -109,7 +110,7 @@ async def _read_body(request: web.Request) -> Any:
 
 
 def _verb(method: str, target: Target, query: Any) -> str:
-    watching = target.legacy_watch or query.get("watch") in ("true", "1")
+    watching = target.legacy_watch or bool(parse_bool("watch", query.get("watch")))
     if method == "GET":
         if watching:
             return "watch"
@@ -293,13 +294,14 @@ class Handlers:
         engine, q = self.engine, request.query
         kind = t.kind
         if verb in ("list", "watch", "deletecollection"):
+            list_opts = parse_list_options(q, watch=verb == "watch")
             labels = LabelSelector(q.get("labelSelector"))
             field_text = q.get("fieldSelector")
             if verb == "watch" and t.name is not None:
                 field_text = ",".join(filter(None, [field_text, f"metadata.name={t.name}"]))
             fields = FieldSelector(field_text, kind.key, kind.kind)
             if verb == "watch":
-                return await self._watch(request, t, labels, fields)
+                return await self._watch(request, t, labels, fields, list_opts)
             items = engine.list(kind, t.namespace, labels, fields)
             if verb == "deletecollection":
                 del_opts = DeleteOptions(await _read_body(request), dict(q))
@@ -376,7 +378,12 @@ class Handlers:
         return obj
 
     async def _watch(
-        self, request: web.Request, t: Target, labels: LabelSelector, fields: FieldSelector
+        self,
+        request: web.Request,
+        t: Target,
+        labels: LabelSelector,
+        fields: FieldSelector,
+        opts: ListOptions,
     ) -> web.StreamResponse:
         q = request.query
         table = _wants_table(request)
@@ -386,15 +393,13 @@ class Handlers:
                 return build_table(t.kind, t.version, [obj], obj["metadata"]["resourceVersion"])
             return self.present(t.kind, t.version, obj)
 
+        def render_bookmark(obj: dict[str, Any]) -> dict[str, Any]:
+            if table:  # upstream: one row, its object the bookmark's PartialObjectMetadata
+                return bookmark_table(obj)
+            return self.present(t.kind, t.version, obj)
+
         timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
         wr = WatchRequest(
-            t.kind,
-            t.namespace,
-            labels,
-            fields,
-            q.get("resourceVersion"),
-            q.get("allowWatchBookmarks") in ("true", "1"),
-            timeout,
-            render,
+            t.kind, t.namespace, labels, fields, opts, timeout, render, render_bookmark
         )
         return await stream_watch(request, self.engine.store, wr)

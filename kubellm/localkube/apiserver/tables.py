@@ -16,7 +16,7 @@ from typing import Any
 from .kinds import ResourceKind
 from .meta import dig, parse_time
 
-__all__ = ["build_table", "human_age", "jsonpath_value", "jsonpath_values"]
+__all__ = ["bookmark_table", "build_table", "human_age", "jsonpath_value", "jsonpath_values"]
 
 _TOKEN = re.compile(
     r"""\.(?P<name>[A-Za-z0-9_\-$/]+)
@@ -406,4 +406,25 @@ def build_table(
         "metadata": {"resourceVersion": resource_version},
         "columnDefinitions": definitions,
         "rows": rows,
+    }
+
+
+def bookmark_table(bookmark: dict[str, Any]) -> dict[str, Any]:
+    """A watch BOOKMARK as a Table watch carries it: one row whose object is metadata only."""
+    meta = bookmark["metadata"]
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": meta["resourceVersion"]},
+        "columnDefinitions": [],
+        "rows": [
+            {
+                "cells": [],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": meta,
+                },
+            }
+        ],
     }

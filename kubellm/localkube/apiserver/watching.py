@@ -1,11 +1,21 @@
 """Watch streams: initial state, replay from a resourceVersion, live events, bookmarks.
 
-The stream starts with synthetic ADDED events (RV empty or "0") or with the retained
-events after the requested RV; an RV older than the retained history gets one
-`ERROR` event with a 410 `Expired` Status and the stream ends, never an HTTP 410 (kopf
-1.45 exits on that). Selectors are applied per event, and an object leaving the
-selection is sent as DELETED, entering it as ADDED. Bookmarks carry the current global
-RV and are sent only when nothing is queued, so they never run ahead of the events.
+A watch is one of three streams, chosen by its (defaulted) :class:`ListOptions`:
+
+* WatchList (`sendInitialEvents=true`, which is also what a watch from resourceVersion
+  "" or "0" defaults to): synthetic ADDED events for the current state, then, when
+  `allowWatchBookmarks=true`, one BOOKMARK at the snapshot's resourceVersion annotated
+  `k8s.io/initial-events-end: "true"`, then the changes after it. A resourceVersion given
+  with `NotOlderThan` is a floor: the snapshot is the current state once the store has
+  reached it (a 504 `Timeout` after 3 s otherwise, as upstream's watch cache answers);
+* `sendInitialEvents=false` from ""/"0": the changes from now on;
+* from a resourceVersion: the retained events after it; an RV older than the retained
+  history gets one `ERROR` event with a 410 `Expired` Status and the stream ends, never an
+  HTTP 410 (kopf 1.45 exits on that).
+
+Selectors are applied per event, and an object leaving the selection is sent as DELETED,
+entering it as ADDED. Periodic bookmarks carry the current global RV and are sent only when
+nothing is queued, so they never run ahead of the events.
 """
 
 from __future__ import annotations
@@ -19,14 +29,20 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import status_body
+from .defaults import invalid
+from .errors import ApiError, status_body
 from .kinds import ResourceKind
+from .listoptions import ListOptions
 from .selectors import FieldSelector, LabelSelector
 from .storage import CLOSE, EXPIRE, Event, Store, Watcher
 
-__all__ = ["WatchRequest", "stream_watch"]
+__all__ = ["INITIAL_EVENTS_END", "WatchRequest", "stream_watch"]
 
 BOOKMARK_INTERVAL = 30.0
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+TOO_LARGE_WAIT = 3.0  # upstream's watch cache waits this long for a requested RV
+
+Render = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class WatchRequest:
@@ -36,19 +52,23 @@ class WatchRequest:
         namespace: str | None,
         labels: LabelSelector,
         fields: FieldSelector,
-        resource_version: str | None,
-        bookmarks: bool,
+        options: ListOptions,
         timeout: float | None,
-        render: Callable[[dict[str, Any]], dict[str, Any]],
+        render: Render,
+        render_bookmark: Render | None = None,
     ) -> None:
         self.kind = kind
         self.namespace = namespace
         self.labels = labels
         self.fields = fields
-        self.resource_version = resource_version
-        self.bookmarks = bookmarks
+        self.options = options
         self.timeout = timeout if timeout else random.uniform(1800, 3600)
         self.render = render
+        self.render_bookmark = render_bookmark or (lambda obj: obj)
+
+    @property
+    def bookmarks(self) -> bool:
+        return self.options.allow_watch_bookmarks
 
     def selected(self, obj: dict[str, Any] | None) -> bool:
         if obj is None:
@@ -73,6 +93,14 @@ class WatchRequest:
             return ("DELETED", event.obj)
         return None
 
+    def bookmark(self, rv: int, initial_events_end: bool = False) -> dict[str, Any]:
+        """A BOOKMARK object: only kind, apiVersion and metadata.resourceVersion (+ marker)."""
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if initial_events_end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+        obj = {"kind": self.kind.kind, "apiVersion": self.kind.api_version(), "metadata": meta}
+        return self.render_bookmark(obj)
+
 
 def _line(etype: str, obj: dict[str, Any]) -> bytes:
     return (json.dumps({"type": etype, "object": obj}, separators=(",", ":")) + "\n").encode()
@@ -83,16 +111,54 @@ def _expired(rv: int, current: int) -> bytes:
     return _line("ERROR", body)
 
 
+def _min_resource_version(wr: WatchRequest) -> int:
+    """The NotOlderThan floor of a WatchList ("" and "0" are no floor)."""
+    text = wr.options.resource_version
+    if text in ("", "0"):
+        return 0
+    if not text.isdigit():
+        cause = {
+            "reason": "FieldValueInvalid",
+            "message": f'Invalid value: "{text}": strconv.ParseUint: parsing "{text}": '
+            "invalid syntax",
+            "field": "resourceVersion",
+        }
+        raise invalid(wr.kind.plural, "", [cause], group=wr.kind.group)
+    return int(text)
+
+
+async def _reach(store: Store, rv: int) -> None:
+    """Wait until the store's RV is at least `rv`, or raise upstream's 504 TooLarge."""
+    deadline = time.monotonic() + TOO_LARGE_WAIT
+    while store.rv < rv:
+        if time.monotonic() >= deadline:
+            raise ApiError(
+                504,
+                f"Timeout: Too large resource version: {rv}, current: {store.rv}",
+                reason="Timeout",
+                causes=[
+                    {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+                ],
+                retry_after=1,
+            )
+        await asyncio.sleep(0.05)
+
+
 async def stream_watch(request: web.Request, store: Store, wr: WatchRequest) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
     key = wr.kind.key
     initial: list[tuple[str, dict[str, Any]]] = []
+    initial_end: int | None = None
     expired = False
-    rv_text = wr.resource_version
-    if rv_text in (None, "", "0"):
+    rv_text = wr.options.resource_version
+    if wr.options.send_initial_events:
+        await _reach(store, _min_resource_version(wr))
+        # no await from here until the watcher is registered: nothing falls in between
         initial = [("ADDED", o) for o in store.list(key, wr.namespace) if wr.selected(o)]
-    else:
+        if wr.options.allow_watch_bookmarks:
+            initial_end = store.rv
+    elif rv_text not in ("", "0"):
         try:
             since = int(rv_text)
         except ValueError:
@@ -110,12 +176,12 @@ async def stream_watch(request: web.Request, store: Store, wr: WatchRequest) -> 
     try:
         await resp.prepare(request)
         if expired:
-            await resp.write(
-                _expired(int(rv_text or 0) if (rv_text or "").isdigit() else 0, store.rv)
-            )
+            await resp.write(_expired(int(rv_text) if rv_text.isdigit() else 0, store.rv))
             return resp
         for etype, obj in initial:
             await resp.write(_line(etype, wr.render(obj)))
+        if initial_end is not None:
+            await resp.write(_line("BOOKMARK", wr.bookmark(initial_end, initial_events_end=True)))
         deadline = time.monotonic() + wr.timeout
         next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
         while True:
@@ -127,12 +193,7 @@ async def stream_watch(request: web.Request, store: Store, wr: WatchRequest) -> 
                 item = await asyncio.wait_for(watcher.queue.get(), timeout=max(wait, 0.001))
             except TimeoutError:
                 if wr.bookmarks and time.monotonic() >= next_bookmark:
-                    bookmark = {
-                        "kind": wr.kind.kind,
-                        "apiVersion": wr.kind.api_version(),
-                        "metadata": {"resourceVersion": str(store.rv)},
-                    }
-                    await resp.write(_line("BOOKMARK", bookmark))
+                    await resp.write(_line("BOOKMARK", wr.bookmark(store.rv)))
                 next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
                 continue
             if item == CLOSE:
