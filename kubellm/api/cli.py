@@ -25,13 +25,14 @@ def _crd(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     import yaml
 
+    from kubellm.api import goyaml
     from kubellm.api.resource import InvalidSpec, parse_llm
 
     failed = 0
     for path in args.files:
-        try:
-            docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
-        except (OSError, yaml.YAMLError) as exc:
+        try:  # read as kubectl does: an unquoted 5e-4 is a number, as the cluster sees it
+            docs = [d for d in goyaml.load_all(Path(path).read_text()) if d]
+        except (OSError, ValueError, yaml.YAMLError) as exc:
             print(f"{path}: cannot read: {exc}", file=sys.stderr)
             failed += 1
             continue

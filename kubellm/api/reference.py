@@ -38,7 +38,8 @@ def _rules(node: dict[str, Any]) -> str:
     if "default" in node and node["default"] != {}:
         parts.append(f"default `{node['default']}`")
     for rule in node.get("x-kubernetes-validations", []):
-        parts.append(f"rule: {rule['message']}")
+        where = f" (`{rule['fieldPath']}`)" if "fieldPath" in rule else ""
+        parts.append(f"rule{where}: {rule['message']}")
     return "; ".join(parts)
 
 

@@ -19,6 +19,7 @@ import jsonschema
 __all__ = [
     "apply_defaults",
     "cel_errors",
+    "crd_schema_errors",
     "schema_errors",
     "strict_schema",
     "validate_against_crd",
@@ -136,4 +137,45 @@ def validate_against_crd(obj: dict[str, Any], crd: dict[str, Any]) -> list[str]:
     errors = schema_errors(obj, schema)
     if not errors:  # CEL runs on schema-valid objects only, as in the apiserver
         errors = cel_errors(obj, schema)
+    return errors
+
+
+def _value_errors(value: Any, node: dict[str, Any], where: str) -> list[str]:
+    """Errors for ``value`` (nested defaults applied) under ``node``, prefixed ``where: ``."""
+    value = apply_defaults(value, node)
+    errors = schema_errors(value, node) or cel_errors(value, node)
+    # "<root>: msg" is about the value itself; ".max: msg" (a rule's fieldPath) is inside it
+    return [f"{where}: {line.removeprefix('<root>: ').lstrip('.')}" for line in errors]
+
+
+def _schema_nodes(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, node
+    for name, sub in node.get("properties", {}).items():
+        yield from _schema_nodes(sub, f"{path}.properties.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            yield from _schema_nodes(node[key], f"{path}.{key}")
+
+
+def crd_schema_errors(crd: dict[str, Any]) -> list[str]:
+    """What a kube-apiserver refuses in a CRD's own schema: a `default`, an `enum` value or
+    an `example` that does not validate against the property that declares it (type,
+    pattern, enum, bounds, nested defaults and CEL rules).
+
+    Run it on the CRD as Go reads the file (`goyaml.load`), not as PyYAML does: the
+    apiserver sees what kubectl or helm decoded.
+    """
+    errors: list[str] = []
+    for version in crd["spec"]["versions"]:
+        root = version["schema"]["openAPIV3Schema"]
+        for path, node in _schema_nodes(
+            root, f"spec.versions[{version['name']}].schema.openAPIV3Schema"
+        ):
+            if "default" in node:
+                errors += _value_errors(node["default"], node, f"{path}.default")
+            if "example" in node:
+                errors += _value_errors(node["example"], node, f"{path}.example")
+            unconstrained = {k: v for k, v in node.items() if k != "enum"}
+            for i, value in enumerate(node.get("enum", [])):
+                errors += _value_errors(value, unconstrained, f"{path}.enum[{i}]")
     return errors

@@ -10,10 +10,11 @@ are written for users. Cross-field rules live twice on purpose: as pydantic vali
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -42,14 +43,50 @@ __all__ = [
 
 # Kubernetes quantity ("500m", "2Gi", "1.5") and duration ("90s", "1m30s", "2h") strings.
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
-DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
+# Each unit at most once, largest first, as `kubellm loadtest` accepts them (it refuses
+# "1s1m"); the empty match is excluded by the Duration type's min_length.
+DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$"
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
 RATIO_PATTERN = r"^(0(\.[0-9]+)?|1(\.0+)?)$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 REGISTERED_MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
+# MLflow tracking URIs that every pod of an LLM can use: an http(s) server with a host (and
+# no credentials: those belong in credentialsSecret, since a spec is readable by anyone who
+# can list LLMs), or a file store on a local path (a volume shared by the pods).
+TRACKING_URI_SCHEME_PATTERN = r"^(https?|file):"
+HTTP_URI_PATTERN = (
+    r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)(:[0-9]{1,5})?"
+    r"([/?#]\S*)?$"
+)
+FILE_URI_PATTERN = r"^file:(//(localhost)?)?/([^/\s]\S*)?$"  # file:/p, file:///p
+TRACKING_URI_SCHEME_MESSAGE = (
+    "must be an http, https or file URI, e.g. http://mlflow.mlflow.svc:5000 or file:///mlruns"
+)
+HTTP_URI_MESSAGE = (
+    "an http(s) URI needs a host (and an optional port) and no user or password: "
+    "put credentials in credentialsSecret"
+)
+FILE_URI_MESSAGE = "a file URI needs an absolute local path, e.g. file:///mlruns"
+EVAL_FRACTION_MAX = "0.5"  # `kubellm train --eval-fraction` refuses more
+EVAL_FRACTION_MESSAGE = f"must be greater than 0 and at most {EVAL_FRACTION_MAX}"
+
 Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=32)]
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, min_length=2, max_length=32)]
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Duration string (already matched against DURATION_PATTERN)."""
+    return sum(
+        float(amount) * _DURATION_UNITS[unit]
+        for amount, unit in re.findall(r"([0-9]+)(ms|h|m|s)", text)
+    )
+
+
+def _cel_string(text: str) -> str:
+    """``text`` as a CEL string literal (single-quoted, backslashes and quotes escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
@@ -141,8 +178,27 @@ class DatasetSpec(_Model):
     eval_fraction: str = Field(
         default="0.1",
         pattern=RATIO_PATTERN,
-        description="Fraction of the examples held out for evaluation, as a decimal string.",
+        max_length=32,
+        description=(
+            "Fraction of the examples held out for evaluation, as a decimal string: more "
+            f"than 0 (the eval loss needs examples) and at most {EVAL_FRACTION_MAX}."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"double(self) > 0.0 && double(self) <= {EVAL_FRACTION_MAX}",
+                    EVAL_FRACTION_MESSAGE,
+                )
+            ]
+        },
     )
+
+    @field_validator("eval_fraction")
+    @classmethod
+    def _eval_fraction_in_range(cls, value: str) -> str:
+        if not 0 < float(value) <= float(EVAL_FRACTION_MAX):
+            raise ValueError(f"{EVAL_FRACTION_MESSAGE} (got {value!r})")
+        return value
 
 
 class HyperparametersSpec(_Model):
@@ -357,6 +413,23 @@ class SloSpec(_Model):
 
 
 class LoadTestSpec(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "duration(self.duration) > duration('0s')",
+                    "must be longer than zero",
+                    ".duration",
+                ),
+                cel(
+                    "duration(self.warmup) < duration(self.duration)",
+                    "must be shorter than duration",
+                    ".warmup",
+                ),
+            ]
+        }
+    )
+
     users: int = Field(default=4, ge=1, le=10_000, description="Concurrent simulated users.")
     spawn_rate: int = Field(default=4, ge=1, le=10_000, description="Users started per second.")
     duration: Duration = Field(default="20s", description='Measured duration, e.g. "60s".')
@@ -371,6 +444,16 @@ class LoadTestSpec(_Model):
         description="Prompts to send; empty uses a built-in set.",
     )
     slo: SloSpec = Field(default_factory=SloSpec, description="Objectives a release must meet.")
+
+    @model_validator(mode="after")
+    def _warmup_shorter_than_duration(self) -> LoadTestSpec:
+        if duration_seconds(self.duration) <= 0:
+            raise ValueError(f"duration: must be longer than zero (got {self.duration!r})")
+        if duration_seconds(self.warmup) >= duration_seconds(self.duration):
+            raise ValueError(
+                f"warmup: must be shorter than duration ({self.warmup} >= {self.duration})"
+            )
+        return self
 
 
 class RolloutSpec(_Model):
@@ -418,7 +501,27 @@ class MlflowSpec(_Model):
         default=None,
         min_length=1,
         max_length=1024,
-        description="MLflow tracking server; default: the operator's configured URI.",
+        description=(
+            "MLflow tracking server (http or https, credentials in credentialsSecret) or "
+            "file store (file:///path on a volume every pod mounts); default: the "
+            "operator's configured URI."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.matches({_cel_string(TRACKING_URI_SCHEME_PATTERN)})",
+                    TRACKING_URI_SCHEME_MESSAGE,
+                ),
+                cel(
+                    f"!self.matches('^https?:') || self.matches({_cel_string(HTTP_URI_PATTERN)})",
+                    HTTP_URI_MESSAGE,
+                ),
+                cel(
+                    f"!self.startsWith('file:') || self.matches({_cel_string(FILE_URI_PATTERN)})",
+                    FILE_URI_MESSAGE,
+                ),
+            ]
+        },
     )
     credentials_secret: str | None = Field(
         default=None,
@@ -426,6 +529,20 @@ class MlflowSpec(_Model):
         max_length=253,
         description="Secret whose keys become MLflow environment variables in every pod.",
     )
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _tracking_uri_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not re.match(TRACKING_URI_SCHEME_PATTERN, value):
+            raise ValueError(f"{TRACKING_URI_SCHEME_MESSAGE} (got {value!r})")
+        if re.match("^https?:", value) and not re.fullmatch(HTTP_URI_PATTERN, value):
+            shown = re.sub(r"//[^/?#]*@", "//***@", value)  # never echo a password
+            raise ValueError(f"{HTTP_URI_MESSAGE} (got {shown!r})")
+        if value.startswith("file:") and not re.fullmatch(FILE_URI_PATTERN, value):
+            raise ValueError(f"{FILE_URI_MESSAGE} (got {value!r})")
+        return value
 
 
 class LLMSpec(_Model):

@@ -5,10 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from kubellm.api import goyaml
 from kubellm.api.crd import build_crd, crd_yaml
+from kubellm.api.schema_validation import crd_schema_errors
 
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / "charts/kubellm/crds/llms.kubellm.dev.yaml"
@@ -16,6 +19,47 @@ COMMITTED = REPO / "charts/kubellm/crds/llms.kubellm.dev.yaml"
 
 def test_committed_crd_equals_generated() -> None:
     assert COMMITTED.read_text() == crd_yaml(), "stale CRD: run `make crd`"
+
+
+def test_committed_crd_reads_in_go_with_the_generated_types() -> None:
+    """kubectl and helm read the file with Go's YAML reader: every scalar keeps its type."""
+    assert goyaml.load(COMMITTED.read_text()) == build_crd()
+
+
+def test_every_default_enum_and_example_validates_against_its_own_schema() -> None:
+    """A kube-apiserver refuses a CRD whose defaults break their own schema."""
+    assert crd_schema_errors(goyaml.load(COMMITTED.read_text())) == []
+
+
+def test_schema_self_check_catches_a_default_that_go_reads_as_a_number() -> None:
+    """The CRD as the old generator wrote it (plain PyYAML): `default: 5e-4` unquoted."""
+    old_text = yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+    assert "default: 5e-4\n" in old_text
+    errors = crd_schema_errors(goyaml.load(old_text))
+    assert any("learningRate.default: 0.0005 is not of type 'string'" in e for e in errors), errors
+
+
+def _serving_schema(crd: dict[str, Any]) -> dict[str, Any]:
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    serving: dict[str, Any] = spec["properties"]["serving"]["properties"]
+    return serving
+
+
+def test_schema_self_check_catches_defaults_outside_bounds_enums_and_rules() -> None:
+    crd = build_crd()
+    _serving_schema(crd)["replicas"]["properties"]["min"]["default"] = 5  # > max: CEL rule
+    errors = crd_schema_errors(crd)
+    assert any("replicas.default: max: must be >= min" in e for e in errors), errors
+
+    crd = build_crd()
+    _serving_schema(crd)["engine"]["properties"]["maxBatchSize"]["default"] = 0
+    errors = crd_schema_errors(crd)
+    assert any("maxBatchSize.default: 0 is less than the minimum of 1" in e for e in errors)
+
+    crd = build_crd()
+    _serving_schema(crd)["autoscaling"]["properties"]["metric"]["enum"].append(7)
+    errors = crd_schema_errors(crd)
+    assert any("metric.enum[2]: 7 is not of type 'string'" in e for e in errors), errors
 
 
 def test_crd_passes_kubernetes_validate_strict(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kubellm.api import goyaml
 from kubellm.tools.binaries import find
 
 REPO = Path(__file__).resolve().parents[3]
@@ -86,7 +87,7 @@ def run_helm(
     """Run helm with ``values`` as a values file; never raises on a non-zero exit."""
     cmd = [helm(), *args]
     if values is not None:
-        text = yaml.safe_dump(values)
+        text = goyaml.dump(values)  # helm reads it with Go's YAML rules
         values_file = tmp / f"values-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
         values_file.write_text(text)
         cmd += ["-f", str(values_file)]
