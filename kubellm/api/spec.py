@@ -527,7 +527,41 @@ class MlflowSpec(_Model):
         default=None,
         pattern=DNS_LABEL_PATTERN,
         max_length=253,
-        description="Secret whose keys become MLflow environment variables in every pod.",
+        description=(
+            "Default Secret whose keys (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD or "
+            "MLFLOW_TRACKING_TOKEN) become MLflow environment variables of the containers that "
+            "talk to the registry: training, the model download before serving, the load test. "
+            "The serving container never receives it. The three fields below give each of "
+            "those its own, narrower credentials."
+        ),
+    )
+    training_credentials_secret: str | None = Field(
+        default=None,
+        pattern=DNS_LABEL_PATTERN,
+        max_length=253,
+        description=(
+            "Credentials of the training pods (default: credentialsSecret): they log a run, "
+            "register a version and move the candidate alias (MLflow EDIT on the registered "
+            "model and the experiment)."
+        ),
+    )
+    model_reader_credentials_secret: str | None = Field(
+        default=None,
+        pattern=DNS_LABEL_PATTERN,
+        max_length=253,
+        description=(
+            "Credentials of the init container that downloads a version into each serving pod "
+            "(default: credentialsSecret); READ on the registered model is enough."
+        ),
+    )
+    load_test_credentials_secret: str | None = Field(
+        default=None,
+        pattern=DNS_LABEL_PATTERN,
+        max_length=253,
+        description=(
+            "Credentials of the load-test pods (default: credentialsSecret): they log a run and "
+            "write kubellm.loadtest.* tags on the version under test (MLflow EDIT)."
+        ),
     )
 
     @field_validator("tracking_uri")

@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 
 __all__ = [
     "HISTORY_LIMIT",
+    "PROMOTED_LIMIT",
     "CandidateStatus",
     "Condition",
     "ConditionStatus",
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 HISTORY_LIMIT = 10
+PROMOTED_LIMIT = 20
 
 
 class _Status(BaseModel):
@@ -137,6 +139,15 @@ class LLMStatus(_Status):
         description=(
             "Versions refused by the gate (VERSION or VERSION@RETRYTOKEN); not tested again "
             "until the alias moves or the kubellm.dev/retry-rollout annotation changes."
+        ),
+    )
+    promoted_versions: list[str] = Field(
+        default_factory=list,
+        max_length=PROMOTED_LIMIT,
+        description=(
+            "Versions this operator promoted itself after a passed load test, oldest first. "
+            "Only these are ever served: a production alias moved outside the operator is "
+            "reported (condition ProductionAliasDrift), not followed."
         ),
     )
     message: str | None = Field(default=None, description="What the operator waits for.")

@@ -112,8 +112,21 @@ def _common_env(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]:
     return env
 
 
-def _env_from(llm: LLM) -> list[dict[str, Any]]:
-    secret = llm.spec.mlflow.credentials_secret
+def _credentials(llm: LLM, role: str) -> list[dict[str, Any]]:
+    """``envFrom`` with the MLflow credentials of one workload role, least privilege first.
+
+    training: log a run, register a version, move the candidate alias; fetch-model: read the
+    version; loadtest: log a run and tag the version. The serving container is given none:
+    it reads the model from its volume, and a process that faces users (or a third-party
+    image such as vLLM) must hold no registry credentials.
+    """
+    mlflow = llm.spec.mlflow
+    narrow = {
+        "training": mlflow.training_credentials_secret,
+        "fetch-model": mlflow.model_reader_credentials_secret,
+        "loadtest": mlflow.load_test_credentials_secret,
+    }[role]
+    secret = narrow or mlflow.credentials_secret
     return [{"secretRef": {"name": secret}}] if secret else []
 
 
@@ -200,7 +213,7 @@ def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]
                 "image": image,
                 "command": command,
                 "env": env,
-                "envFrom": _env_from(llm),
+                "envFrom": _credentials(llm, "training"),
                 "resources": _resources(training.resources, config.gpu_resource),
                 "volumeMounts": [{"name": "checkpoints", "mountPath": CHECKPOINT_DIR}],
                 "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -287,7 +300,7 @@ def build_serving_deployment(
         "image": config.image,
         "command": [*config.command, "fetch-model", model_uri, f"{MODEL_DIR}/model"],
         "env": env,
-        "envFrom": _env_from(llm),
+        "envFrom": _credentials(llm, "fetch-model"),
         "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}],
     }
     if engine.name is EngineName.VLLM:
@@ -331,7 +344,6 @@ def build_serving_deployment(
         }
     server.update(
         env=env,
-        envFrom=_env_from(llm),
         ports=[{"name": "http", "containerPort": port}],
         resources=_resources(serving.resources, config.gpu_resource),
         volumeMounts=[{"name": "models", "mountPath": MODEL_DIR}],
@@ -506,7 +518,7 @@ def build_loadtest_job(
                 "image": config.image,
                 "command": [*config.command, *args],
                 "env": _common_env(llm, config),
-                "envFrom": _env_from(llm),
+                "envFrom": _credentials(llm, "loadtest"),
                 "volumeMounts": [
                     {"name": "prompts", "mountPath": PROMPTS_DIR, "readOnly": True},
                     {"name": "report", "mountPath": REPORT_DIR},

@@ -47,6 +47,10 @@ class OperatorConfig:
     default_tolerations: tuple[dict[str, Any], ...] = ()
     #: extra env for every child container (e.g. HF_HUB_OFFLINE in air-gapped clusters).
     child_env: dict[str, str] = field(default_factory=dict)
+    #: HMAC key of the promotion tag the operator writes on each version it promoted; with
+    #: it, a promotion survives a lost status (only the operator holds the key). None: the
+    #: operator trusts its status alone.
+    promotion_key: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -83,4 +87,5 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "KUBELLM_DEFAULT_NODE_SELECTOR": ("default_node_selector", lambda v: dict(json.loads(v))),
     "KUBELLM_DEFAULT_TOLERATIONS": ("default_tolerations", lambda v: tuple(json.loads(v))),
     "KUBELLM_CHILD_ENV": ("child_env", lambda v: dict(json.loads(v))),
+    "KUBELLM_PROMOTION_KEY": ("promotion_key", str),
 }

@@ -89,6 +89,8 @@ class RegistryState:
     production: str | None = None
     #: tags of the candidate version (verdict of an earlier gate lives there)
     candidate_tags: Mapping[str, str] = field(default_factory=dict)
+    #: tags of the version behind the production alias (the operator's promotion tag)
+    production_tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

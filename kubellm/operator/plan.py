@@ -3,9 +3,9 @@
 `plan()` is a pure function. Everything the operator does (train, deploy a candidate,
 load-test it, promote or refuse it, retire the old release) is decided here, from the
 current observation only, so that an operator restarted at any moment recomputes the same
-plan and converges without duplicating anything. Promotion is level-triggered too: the
-registry's production alias *is* the record of which version won, and the production
-Service, the HPA and the set of serving Deployments are all derived from it.
+plan and converges without duplicating anything. Production is the last version the
+operator verified itself (`plan_trust`): its status records each promotion, and the
+registry alias it moves is a copy for consumers of the registry, not an order to follow.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from kubellm.operator.config import OperatorConfig
 from kubellm.operator.observed import Observed
 from kubellm.operator.plan_rollout import plan_candidate, plan_deletions, plan_production
 from kubellm.operator.plan_training import plan_training
+from kubellm.operator.plan_trust import plan_alias_drift, plan_verified_production
 from kubellm.operator.planning import (
     RETRY_ANNOTATION,
     VERDICT_TAG,
@@ -73,14 +74,25 @@ _FAILURE_REASONS = frozenset(
 )
 
 
+#: conditions that report a problem when True; a change of their message is news too
+_WARNING_WHEN_TRUE = frozenset({"ProductionAliasDrift"})
+
+
 def _events_for_conditions(w: Work, merged: list[Condition]) -> None:
     """One Event per condition transition (a change of status or reason)."""
     before = {c.type: c for c in w.llm.status.conditions}
     for cond in merged:
         old = before.get(cond.type)
-        if old is not None and old.status == cond.status and old.reason == cond.reason:
+        warn_true = cond.type in _WARNING_WHEN_TRUE and cond.status is T
+        if (
+            old is not None
+            and old.status == cond.status
+            and old.reason == cond.reason
+            and not (warn_true and old.message != cond.message)
+        ):
             continue
-        kind = "Warning" if cond.status is F and cond.reason in _FAILURE_REASONS else "Normal"
+        failed = cond.status is F and cond.reason in _FAILURE_REASONS
+        kind = "Warning" if failed or warn_true else "Normal"
         w.out.events.append(
             Event(kind, cond.reason, f"{cond.type}={cond.status.value}: {cond.message}")
         )
@@ -106,12 +118,13 @@ def plan(
         w.out.requeue_after = 10.0
         return w.out
     training_state = plan_training(w)
-    production = reg.production
+    production = plan_verified_production(w)
     promoted = plan_candidate(w, production)
     if promoted is not None:
         production = promoted
     plan_production(w, production, promoted is not None)
     plan_deletions(w, production)
+    plan_alias_drift(w, production)
 
     merged = merge(llm.status.conditions, w.conditions, now=stamp(now))
     _events_for_conditions(w, merged)
@@ -125,6 +138,7 @@ def plan(
         production=w.status.get("production"),
         last_p95_ms=w.status.get("last_p95_ms", llm.status.last_p95_ms),
         refused_versions=w.status.get("refused_versions", list(llm.status.refused_versions)),
+        promoted_versions=w.status.get("promoted_versions", list(llm.status.promoted_versions)),
         history=w.status.get("history", list(llm.status.history)),
         message=_message(w, phase),
     )

@@ -1,8 +1,9 @@
-"""Planning steps 2-4: the candidate's Deployment, Service and load test, its verdict
+"""Planning steps 3-5: the candidate's Deployment, Service and load test, its verdict
 (promote or refuse), the production release, and retiring what nothing wants any more.
 
-Promotion is derived from the registry's production alias, so a reconcile after a crash
-at any point recomputes the same children.
+``production`` here is always the version this operator verified (`plan_trust`), never the
+registry alias as such, so a reconcile after a crash at any point recomputes the same
+children, and an alias moved by someone else changes none of them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from kubellm.operator.naming import (
     production_service_name,
     prompts_configmap_name,
 )
+from kubellm.operator.plan_trust import promotion_tags, record_promotion
 from kubellm.operator.planning import (
     RETRY_ANNOTATION,
     TOKEN_TAG,
@@ -231,9 +233,9 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
             f"{figures.requests_per_second} req/s, error rate {figures.error_rate}",
         )
         rollout = llm.spec.rollout
-        w.out.registry.append(
-            RegistryAction("set_tags", version, tags=_figure_tags(figures, "promoted", token))
-        )
+        tags = _figure_tags(figures, "promoted", token)
+        tags.update(promotion_tags(llm, version, w.config.promotion_key))
+        w.out.registry.append(RegistryAction("set_tags", version, tags=tags))
         w.out.registry.append(RegistryAction("set_alias", version, alias=rollout.production_alias))
         w.out.events.append(
             Event(
@@ -244,6 +246,7 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
             )
         )
         _add_history(w, _release(version, "promoted", figures, w.now))
+        record_promotion(w, version)
         return version
     _refuse(w, version, token, figures, dep_name)
     return None

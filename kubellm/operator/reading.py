@@ -172,14 +172,23 @@ def observe_registry(registry: Registry, llm: LLM) -> RegistryState:
     try:
         candidate = registry.resolve_alias(name, rollout.candidate_alias)
         production = registry.resolve_alias(name, rollout.production_alias)
+        production_tags: dict[str, str] = {}
+        if production is not None:
+            production_tags = registry.get_version_tags(name, production)
         tags: dict[str, str] = {}
-        if candidate is not None and candidate != production:
-            tags = registry.get_version_tags(name, candidate)
+        if candidate is not None:
+            same = candidate == production
+            tags = production_tags if same else registry.get_version_tags(name, candidate)
     except RegistryUnavailable as exc:
         return RegistryState(reachable=False, error=str(exc))
     except RegistryError as exc:
         return RegistryState(reachable=False, error=str(exc))
-    return RegistryState(candidate=candidate, production=production, candidate_tags=tags)
+    return RegistryState(
+        candidate=candidate,
+        production=production,
+        candidate_tags=tags,
+        production_tags=production_tags,
+    )
 
 
 def observe(api: KubeApi, llm: LLM, registry: Callable[[], Registry]) -> Observed:

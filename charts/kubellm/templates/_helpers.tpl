@@ -101,6 +101,10 @@ app.kubernetes.io/component: mlflow
 {{- default (printf "%s-webhook" (include "kubellm.fullname" .)) .Values.webhook.existingSecret }}
 {{- end }}
 
+{{- define "kubellm.promotionSecretName" -}}
+{{- default (printf "%s-promotion" (include "kubellm.fullname" .)) .Values.promotion.existingSecret }}
+{{- end }}
+
 {{- define "kubellm.mlflow.encryptionSecretName" -}}
 {{- default (printf "%s-webhook-key" (include "kubellm.mlflow.fullname" .)) .Values.mlflow.server.webhookEncryptionKey.existingSecret }}
 {{- end }}

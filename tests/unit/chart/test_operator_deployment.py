@@ -143,13 +143,13 @@ def test_webhook_secret_from_values_is_stored(renderer: Renderer) -> None:
 def test_existing_webhook_secret_is_referenced_not_created(renderer: Renderer) -> None:
     rendering = renderer.render("webhook-existing-secret")
     assert _webhook_ref(rendering) == {"name": "my-webhook", "key": "token"}
-    assert rendering.of_kind("Secret") == []
+    assert [s["metadata"]["name"] for s in rendering.of_kind("Secret")] == [f"{RELEASE}-promotion"]
 
 
 def test_disabled_webhook_needs_no_secret(renderer: Renderer) -> None:
     rendering = renderer.render("webhook-disabled")
     assert _webhook_ref(rendering) is None
-    assert rendering.of_kind("Secret") == []
+    assert [s["metadata"]["name"] for s in rendering.of_kind("Secret")] == [f"{RELEASE}-promotion"]
 
 
 def test_one_replica_runs_alone_and_is_replaced_not_overlapped(renderer: Renderer) -> None:

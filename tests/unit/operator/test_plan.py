@@ -53,6 +53,11 @@ def _llm(
     return parse_llm(obj)
 
 
+def _verified(version: str, **more: Any) -> dict[str, Any]:
+    """A status in which the operator promoted ``version`` itself (what it trusts)."""
+    return {"production": {"version": version}, "promotedVersions": [version], **more}
+
+
 def _carry(llm: LLM, p: Plan) -> LLM:
     """The LLM as the next reconcile sees it: the status the plan wrote."""
     return llm.model_copy(update={"status": LLMStatus.model_validate(p.status.dump())})
@@ -142,7 +147,7 @@ def test_serving_edit_does_not_retrain() -> None:
 
 
 def test_failed_training_keeps_production_and_says_why() -> None:
-    llm = _llm()
+    llm = _llm(status=_verified("1"))
     job = JobState(
         name=_train_name(llm),
         component="training",
@@ -209,7 +214,7 @@ def test_ready_candidate_gets_a_load_test_against_its_cluster_ip() -> None:
 
 
 def test_load_test_uses_production_as_baseline_when_there_is_one() -> None:
-    llm = _llm()
+    llm = _llm(status=_verified("1"))
     p = plan(llm, _candidate_ready(llm, production="1"), CONFIG, NOW)
     job = next(m for m in p.apply if m["metadata"]["name"] == "support-bot-loadtest-v2")
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
@@ -291,7 +296,9 @@ def test_passed_load_test_promotes_registry_service_and_hpa() -> None:
 
 
 def test_old_release_is_retired_only_after_draining() -> None:
-    llm = _llm(status={"production": {"version": "2", "promotedAt": "2026-11-28T11:59:59Z"}})
+    llm = _llm(
+        status=_verified("2", production={"version": "2", "promotedAt": "2026-11-28T11:59:59Z"})
+    )
     obs = Observed(
         deployments={
             "support-bot-v1": _ready_dep("support-bot-v1", "1"),
@@ -310,7 +317,7 @@ def test_old_release_is_retired_only_after_draining() -> None:
 
 
 def test_failed_load_test_refuses_and_keeps_production() -> None:
-    llm = _llm()
+    llm = _llm(status=_verified("1"))
     obs = _with_loadtest(
         _candidate_ready(llm, production="1"),
         JobState(
@@ -399,7 +406,7 @@ def test_unreachable_registry_changes_nothing() -> None:
 
 
 def test_steady_production_is_ready_and_idle() -> None:
-    llm = _llm("examples/registry-rollout.yaml")
+    llm = _llm("examples/registry-rollout.yaml", status=_verified("5"))
     name = llm.name
     obs = Observed(
         deployments={f"{name}-v5": _ready_dep(f"{name}-v5", "5")},

@@ -1,0 +1,141 @@
+"""Planning step 2: which version production is. Only one this operator verified itself.
+
+The registry's production alias is not the record of what passed the gate: training pods,
+pipelines and people hold credentials that can move any alias of the model (MLflow grants
+EDIT per registered model, not per alias). So the operator serves only versions it
+promoted itself, and it trusts, in this order:
+
+1. its own status (``promotedVersions``, the ``promoted`` releases of ``history``), which
+   only the operator writes: through the status subresource, which tenants get no RBAC on;
+2. when that status is lost (the LLM was re-created, or restored without its status), the
+   promotion tag it wrote on the version behind the alias, and only when the tag carries a
+   valid HMAC under the operator's promotion key (``KUBELLM_PROMOTION_KEY``), which no
+   workload holds. ``kubellm.promotedBy=<uid>`` alone can be written by any registry writer
+   (and the uid read by anyone who can list LLMs), so it is informational. Without a key,
+   nothing but the status is trusted: after a lost status a version passes the gate again.
+
+An alias moved outside the operator is reported (a Warning Event and the condition
+``ProductionAliasDrift``) and otherwise ignored: production stays on the last verified
+version until another version passes the gate (move the candidate alias to it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from kubellm.api.resource import LLM
+from kubellm.api.status import PROMOTED_LIMIT
+from kubellm.operator.planning import F, T, Work
+
+__all__ = [
+    "PROMOTED_BY_TAG",
+    "PROMOTION_SIGNATURE_TAG",
+    "plan_alias_drift",
+    "plan_verified_production",
+    "promotion_signature",
+    "promotion_tags",
+    "record_promotion",
+    "verified_versions",
+]
+
+PROMOTED_BY_TAG = "kubellm.promotedBy"
+PROMOTION_SIGNATURE_TAG = "kubellm.promotionSignature"
+
+
+def promotion_signature(key: str, llm: LLM, version: str) -> str:
+    """HMAC-SHA256 over what a promotion is about: this LLM (by namespace and name, which
+    survive a re-creation; the uid does not), its registered model, and the version."""
+    subject = f"{llm.namespace}/{llm.name}/{llm.spec.model.registered_model}/{version}"
+    return hmac.new(key.encode(), subject.encode(), hashlib.sha256).hexdigest()
+
+
+def promotion_tags(llm: LLM, version: str, key: str | None) -> dict[str, str]:
+    """The tags the operator writes on a version it promotes."""
+    tags = {PROMOTED_BY_TAG: llm.uid or ""}
+    if key:
+        tags[PROMOTION_SIGNATURE_TAG] = promotion_signature(key, llm, version)
+    return tags
+
+
+def _signed(w: Work, version: str, tags: dict[str, str]) -> bool:
+    key = w.config.promotion_key
+    if not key:
+        return False
+    given = tags.get(PROMOTION_SIGNATURE_TAG, "")
+    return hmac.compare_digest(given.encode(), promotion_signature(key, w.llm, version).encode())
+
+
+def verified_versions(w: Work) -> list[str]:
+    """Versions this operator promoted, oldest first, as this pass knows them."""
+    if "promoted_versions" in w.status:
+        return list(w.status["promoted_versions"])
+    status = w.llm.status
+    older = [r.version for r in reversed(status.history) if r.verdict == "promoted"]
+    out: list[str] = []
+    for version in [*older, *status.promoted_versions]:
+        if version in out:
+            out.remove(version)
+        out.append(version)
+    return out[-PROMOTED_LIMIT:]
+
+
+def record_promotion(w: Work, version: str) -> None:
+    versions = [v for v in verified_versions(w) if v != version]
+    w.status["promoted_versions"] = [*versions, version][-PROMOTED_LIMIT:]
+
+
+def plan_verified_production(w: Work) -> str | None:
+    """The production version to serve: the last one this operator verified, or None."""
+    llm = w.llm
+    reg = w.observed.registry
+    verified = verified_versions(w)
+    previous = llm.status.production.version if llm.status.production else None
+    if previous is not None and previous in verified:
+        w.status["promoted_versions"] = verified
+        return previous
+    alias = reg.production
+    if alias is not None and (alias in verified or _signed(w, alias, dict(reg.production_tags))):
+        # Status lost or never written (first pass after an upgrade): the alias names a
+        # version this operator promoted, by its own record or by its signed tag.
+        record_promotion(w, alias)
+        return alias
+    w.status["promoted_versions"] = verified
+    return None
+
+
+def _alias_after(w: Work) -> str | None:
+    """Where the production alias points once this plan's registry actions ran."""
+    alias = w.llm.spec.rollout.production_alias
+    moves = [a for a in w.out.registry if a.kind == "set_alias" and a.alias == alias]
+    return moves[-1].version if moves else w.observed.registry.production
+
+
+def plan_alias_drift(w: Work, production: str | None) -> None:
+    """Condition ProductionAliasDrift: does the registry alias name what is served?"""
+    alias_name = w.llm.spec.rollout.production_alias
+    alias = _alias_after(w)
+    if alias == production:
+        w.condition(
+            "ProductionAliasDrift",
+            F,
+            "AliasInSync",
+            f"alias {alias_name!r} names version {production}, the verified release"
+            if production
+            else f"no version is behind alias {alias_name!r} and none is verified yet",
+        )
+        return
+    served = (
+        f"version {production} (the last version that passed the gate) keeps serving"
+        if production
+        else "nothing is served until a version passes the gate"
+    )
+    moved = f"version {alias}" if alias else "no version"
+    w.condition(
+        "ProductionAliasDrift",
+        T,
+        "AliasMovedOutsideOperator",
+        f"alias {alias_name!r} names {moved}, set outside the operator; {served}. "
+        f"Only versions that pass the load test are served: move alias "
+        f"{w.llm.spec.rollout.candidate_alias!r} to a version to test it",
+    )
