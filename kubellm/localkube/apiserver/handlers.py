@@ -110,7 +110,7 @@ async def _read_body(request: web.Request) -> Any:
 
 
 def _verb(method: str, target: Target, query: Any) -> str:
-    watching = target.legacy_watch or bool(parse_bool("watch", query.get("watch")))
+    watching = target.legacy_watch or bool(parse_bool(query.get("watch")))
     if method == "GET":
         if watching:
             return "watch"

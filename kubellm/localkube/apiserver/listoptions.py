@@ -25,26 +25,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from .defaults import invalid
-from .errors import ApiError
 
 __all__ = ["NOT_OLDER_THAN", "ListOptions", "parse_bool", "parse_list_options"]
 
 NOT_OLDER_THAN = "NotOlderThan"
 EXACT = "Exact"
 
-_TRUE = ("1", "t", "T", "TRUE", "true", "True")
-_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
+def parse_bool(text: str | None) -> bool | None:
+    """A query boolean as apimachinery converts it; None when absent.
 
-def parse_bool(name: str, text: str | None) -> bool | None:
-    """A query boolean as Go's `strconv.ParseBool` reads it; None when absent."""
+    `Convert_Slice_string_To_bool`: "0" and "false" (any case) are false, and every other
+    value, the empty string and "maybe" included, is true (checked against kube-apiserver).
+    """
     if text is None:
         return None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ApiError(400, f'{name}: strconv.ParseBool: parsing "{text}": invalid syntax')
+    return not (text == "0" or text.lower() == "false")
 
 
 @dataclass(frozen=True)
@@ -124,15 +120,13 @@ def _not_supported(value: str, supported: tuple[str, ...]) -> dict[str, str]:
 
 
 def parse_list_options(query: Mapping[str, str], watch: bool) -> ListOptions:
-    """Decode, default and validate; raise 400 (undecodable) or 422 (invalid combination)."""
+    """Decode, default and validate; raise 422 for an invalid combination."""
     opts = ListOptions(
         watch=watch,
         resource_version=query.get("resourceVersion", ""),
         resource_version_match=query.get(_RVM, ""),
-        send_initial_events=parse_bool("sendInitialEvents", query.get("sendInitialEvents")),
-        allow_watch_bookmarks=bool(
-            parse_bool("allowWatchBookmarks", query.get("allowWatchBookmarks"))
-        ),
+        send_initial_events=parse_bool(query.get("sendInitialEvents")),
+        allow_watch_bookmarks=bool(parse_bool(query.get("allowWatchBookmarks"))),
         continue_token=query.get("continue", ""),
     ).defaulted()
     causes = opts.errors()

@@ -7,13 +7,15 @@ A watch is one of three streams, chosen by its (defaulted) :class:`ListOptions`:
   `allowWatchBookmarks=true`, one BOOKMARK at the snapshot's resourceVersion annotated
   `k8s.io/initial-events-end: "true"`, then the changes after it. A resourceVersion given
   with `NotOlderThan` is a floor: the snapshot is the current state once the store has
-  reached it (a 504 `Timeout` after 3 s otherwise, as upstream's watch cache answers);
+  reached it; after 3 s without, the stream is one `ERROR` event with a 504 `Timeout`
+  Status (`ResourceVersionTooLarge`), as kube-apiserver's watch cache answers;
 * `sendInitialEvents=false` from ""/"0": the changes from now on;
 * from a resourceVersion: the retained events after it; an RV older than the retained
   history gets one `ERROR` event with a 410 `Expired` Status and the stream ends, never an
   HTTP 410 (kopf 1.45 exits on that).
 
-Selectors are applied per event, and an object leaving the selection is sent as DELETED,
+A resourceVersion that is not a number is an HTTP 500 (upstream's storage error). Selectors
+are applied per event, and an object leaving the selection is sent as DELETED,
 entering it as ADDED. Periodic bookmarks carry the current global RV and are sent only when
 nothing is queued, so they never run ahead of the events.
 """
@@ -29,7 +31,6 @@ from typing import Any
 
 from aiohttp import web
 
-from .defaults import invalid
 from .errors import ApiError, status_body
 from .kinds import ResourceKind
 from .listoptions import ListOptions
@@ -111,73 +112,80 @@ def _expired(rv: int, current: int) -> bytes:
     return _line("ERROR", body)
 
 
-def _min_resource_version(wr: WatchRequest) -> int:
-    """The NotOlderThan floor of a WatchList ("" and "0" are no floor)."""
-    text = wr.options.resource_version
+def _parse_resource_version(text: str) -> int:
+    """The request's RV as a number ("" and "0" are 0).
+
+    An unparsable one is a 500 with the storage layer's message, as kube-apiserver answers.
+    """
     if text in ("", "0"):
         return 0
     if not text.isdigit():
-        cause = {
-            "reason": "FieldValueInvalid",
-            "message": f'Invalid value: "{text}": strconv.ParseUint: parsing "{text}": '
+        raise ApiError(
+            500,
+            f'resourceVersion: Invalid value: "{text}": strconv.ParseUint: parsing "{text}": '
             "invalid syntax",
-            "field": "resourceVersion",
-        }
-        raise invalid(wr.kind.plural, "", [cause], group=wr.kind.group)
+        )
     return int(text)
 
 
-async def _reach(store: Store, rv: int) -> None:
-    """Wait until the store's RV is at least `rv`, or raise upstream's 504 TooLarge."""
+async def _reached(store: Store, rv: int) -> bool:
+    """Wait up to TOO_LARGE_WAIT until the store's RV is at least `rv`."""
     deadline = time.monotonic() + TOO_LARGE_WAIT
     while store.rv < rv:
         if time.monotonic() >= deadline:
-            raise ApiError(
-                504,
-                f"Timeout: Too large resource version: {rv}, current: {store.rv}",
-                reason="Timeout",
-                causes=[
-                    {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
-                ],
-                retry_after=1,
-            )
+            return False
         await asyncio.sleep(0.05)
+    return True
+
+
+def _too_large(rv: int, current: int) -> bytes:
+    """Upstream's answer to a WatchList floor the store never reached: an ERROR 504 event."""
+    body = status_body(
+        504,
+        f"Timeout: Too large resource version: {rv}, current: {current}",
+        reason="Timeout",
+        causes=[{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+        retry_after=1,
+    )
+    return _line("ERROR", body)
+
+
+def _first_events(
+    store: Store, wr: WatchRequest, rv: int
+) -> tuple[list[tuple[str, dict[str, Any]]], int | None] | None:
+    """The events before the live ones and the initial-events-end RV; None when expired.
+
+    Synchronous on purpose: the caller registers its watcher right after, with no await in
+    between, so no event falls between this snapshot and the watcher's queue.
+    """
+    key = wr.kind.key
+    if wr.options.send_initial_events:
+        initial = [("ADDED", o) for o in store.list(key, wr.namespace) if wr.selected(o)]
+        return initial, store.rv if wr.options.allow_watch_bookmarks else None
+    if rv == 0:  # sendInitialEvents=false from ""/"0": the changes from now on
+        return [], None
+    if store.too_old(key, rv):
+        return None
+    replay = [seen for event in store.since(key, rv) if (seen := wr.translate(event))]
+    return replay, None
 
 
 async def stream_watch(request: web.Request, store: Store, wr: WatchRequest) -> web.StreamResponse:
+    rv = _parse_resource_version(wr.options.resource_version)  # a 500 before any streaming
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
-    key = wr.kind.key
-    initial: list[tuple[str, dict[str, Any]]] = []
-    initial_end: int | None = None
-    expired = False
-    rv_text = wr.options.resource_version
-    if wr.options.send_initial_events:
-        await _reach(store, _min_resource_version(wr))
-        # no await from here until the watcher is registered: nothing falls in between
-        initial = [("ADDED", o) for o in store.list(key, wr.namespace) if wr.selected(o)]
-        if wr.options.allow_watch_bookmarks:
-            initial_end = store.rv
-    elif rv_text not in ("", "0"):
-        try:
-            since = int(rv_text)
-        except ValueError:
-            since = -1
-        if since < 0 or store.too_old(key, since):
-            expired = True
-        else:
-            for event in store.since(key, since):
-                seen = wr.translate(event)
-                if seen:
-                    initial.append(seen)
-    watcher = Watcher(key, wr.namespace)
-    if not expired:
-        store.add_watcher(watcher)
+    watcher = Watcher(wr.kind.key, wr.namespace)
     try:
         await resp.prepare(request)
-        if expired:
-            await resp.write(_expired(int(rv_text) if rv_text.isdigit() else 0, store.rv))
+        if wr.options.send_initial_events and not await _reached(store, rv):
+            await resp.write(_too_large(rv, store.rv))
             return resp
+        first = _first_events(store, wr, rv)
+        if first is None:
+            await resp.write(_expired(rv, store.rv))
+            return resp
+        store.add_watcher(watcher)
+        initial, initial_end = first
         for etype, obj in initial:
             await resp.write(_line(etype, wr.render(obj)))
         if initial_end is not None:

@@ -310,10 +310,32 @@ def test_invalid_combinations_are_422_invalid_list_options(
     assert status["message"].startswith('ListOptions.meta.k8s.io "" is invalid: ')
 
 
-def test_undecodable_boolean_is_400(kube: Kube) -> None:
-    params = {**WATCHLIST, "sendInitialEvents": "maybe"}
-    code, status = http_error(kube, "/api/v1/namespaces/default/configmaps", params)
-    assert code == 400 and status["reason"] == "BadRequest"
+@pytest.mark.parametrize("watchlist", [True, False], ids=["watchlist", "plain-watch"])
+def test_watch_from_a_malformed_resource_version_is_500_as_upstream(
+    kube: Kube, watchlist: bool
+) -> None:
+    params = {**WATCHLIST} if watchlist else {"watch": "true"}
+    code, status = http_error(
+        kube, "/api/v1/namespaces/default/configmaps", {**params, "resourceVersion": "abc"}
+    )
+    assert code == 500
+    assert status["message"] == (
+        'resourceVersion: Invalid value: "abc": strconv.ParseUint: parsing "abc": invalid syntax'
+    )
+
+
+@pytest.mark.parametrize("value", ["maybe", ""])
+def test_any_boolean_but_false_or_0_is_true_as_upstream_decodes_it(
+    kube: Kube, ns: str, value: str
+) -> None:
+    configmap(kube, ns, "a")
+    params = {**WATCHLIST, "sendInitialEvents": value, "watch": value}
+    stream = Stream(kube, f"/api/v1/namespaces/{ns}/configmaps", params)
+    try:
+        assert stream.next()["type"] == "ADDED"
+        assert stream.next()["type"] == "BOOKMARK"
+    finally:
+        stream.close()
 
 
 def test_watchlist_waits_for_a_future_rv_then_times_out_with_504(kube: Kube, ns: str) -> None:
@@ -333,10 +355,19 @@ def test_watchlist_waits_for_a_future_rv_then_times_out_with_504(kube: Kube, ns:
         timer.join()
     far = current_rv(kube) + 1000
     start = time.monotonic()
-    code, status = http_error(
+    stream = Stream(
         kube, f"/api/v1/namespaces/{ns}/configmaps", {**WATCHLIST, "resourceVersion": str(far)}
     )
-    assert 2.5 < time.monotonic() - start < 6
-    assert code == 504 and status["reason"] == "Timeout"
-    assert status["message"].startswith(f"Timeout: Too large resource version: {far}, current: ")
-    assert status["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+    try:
+        error = stream.next()  # a 200 stream whose one event is upstream's 504 Status
+        assert 2.5 < time.monotonic() - start < 6
+        status = error["object"]
+        assert error["type"] == "ERROR" and status["code"] == 504
+        assert status["reason"] == "Timeout"
+        assert status["message"].startswith(
+            f"Timeout: Too large resource version: {far}, current: "
+        )
+        assert status["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+        assert stream.resp.readline() == b""  # and the stream ends
+    finally:
+        stream.close()
