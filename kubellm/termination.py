@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kubellm.redaction import redact_tree
+
 __all__ = ["MAX_BYTES", "fit_json", "termination_log_path", "write_termination_message"]
 
 MAX_BYTES = 4096
@@ -27,7 +29,9 @@ def fit_json(summary: dict[str, Any], limit: int = MAX_BYTES) -> str:
 
     Large string values are truncated first (error messages, reasons), then optional keys are
     dropped from the end, so the operator always gets valid JSON rather than a cut-off string.
+    Userinfo of URIs is redacted: the message ends up in the pod's status and the LLM's.
     """
+    summary = redact_tree(json.loads(json.dumps(summary, default=str)))
     text = json.dumps(summary, separators=(",", ":"), default=str)
     if len(text.encode()) <= limit:
         return text

@@ -25,6 +25,8 @@ def _run(args: argparse.Namespace) -> int:
         env["KUBELLM_NAMESPACES"] = args.namespaces
     if args.tracking_uri:
         env["KUBELLM_MLFLOW_TRACKING_URI"] = args.tracking_uri
+    if args.allowed_tracking_uris:
+        env["KUBELLM_ALLOWED_TRACKING_URIS"] = args.allowed_tracking_uris
     if args.webhook_port is not None:
         env["KUBELLM_WEBHOOK_PORT"] = str(args.webhook_port)
     if args.poll_interval:
@@ -34,6 +36,7 @@ def _run(args: argparse.Namespace) -> int:
         with open(secret_file) as fh:
             env["KUBELLM_WEBHOOK_SECRET"] = fh.read().strip()
     config = OperatorConfig.from_env(env)
+    config.http_policy().apply()  # bounded MLflow calls: every client of this process
     reconciler = Reconciler(RestKubeApi(), config)
     registry = build_registry(reconciler, config)
     host = env.get("KUBELLM_LIVENESS_HOST", "0.0.0.0")
@@ -73,6 +76,15 @@ def register(subparsers: Any) -> None:
         "--tracking-uri",
         default=None,
         help="default MLflow tracking URI (env KUBELLM_MLFLOW_TRACKING_URI)",
+    )
+    p.add_argument(
+        "--allowed-tracking-uris",
+        default=None,
+        help=(
+            "comma-separated tracking URIs an LLM may name besides --tracking-uri; the "
+            "operator reaches (and sends its MLflow credentials to) no other "
+            "(env KUBELLM_ALLOWED_TRACKING_URIS)"
+        ),
     )
     p.add_argument(
         "--webhook-port",

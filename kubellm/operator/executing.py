@@ -19,6 +19,7 @@ from kubellm.operator.kube import ApiError, KubeApi
 from kubellm.operator.naming import SPEC_HASH_ANNOTATION, content_hash
 from kubellm.operator.observed import Observed
 from kubellm.operator.plan import Event, Plan, RegistryAction
+from kubellm.redaction import redact, redact_tree
 from kubellm.registry import Registry
 
 __all__ = [
@@ -133,7 +134,7 @@ def post_event(api: KubeApi, llm: Ref, event: Event) -> None:
         },
         "type": event.type,
         "reason": event.reason,
-        "message": event.message[:1024],
+        "message": redact(event.message)[:1024],
         "source": {"component": "kubellm-operator"},
         "reportingComponent": "kubellm-operator",
         "reportingInstance": "kubellm-operator",
@@ -172,7 +173,7 @@ def write_outcome(api: KubeApi, ref: Ref, plan: Plan, raw_status: dict[str, Any]
     """Post the plan's events and write its status (once, only if it changed)."""
     for event in plan.events:
         post_event(api, ref, event)
-    new_status = plan.status.dump()
+    new_status = redact_tree(plan.status.dump())  # no URI userinfo in what users read
     if new_status == raw_status:
         return False
     api.patch(

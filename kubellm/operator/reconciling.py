@@ -24,9 +24,12 @@ from kubellm.operator.kube import KubeApi
 from kubellm.operator.metrics import LLMS, RECONCILE_SECONDS, RECONCILES, ROLLOUTS
 from kubellm.operator.plan import plan, plan_invalid
 from kubellm.operator.reading import observe
-from kubellm.registry import Registry
+from kubellm.registry import CircuitBreaker, Registry, TrackingUriRefused
 
-__all__ = ["Outcome", "Reconciler"]
+__all__ = ["TRACKING_REFUSED", "Outcome", "Reconciler"]
+
+#: condition reason of an LLM whose tracking URI the operator's configuration does not allow
+TRACKING_REFUSED = "TrackingUriNotAllowed"
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +48,23 @@ class Reconciler:
         self,
         api: KubeApi,
         config: OperatorConfig,
-        registry_factory: Callable[[str], Registry] = Registry,
+        registry_factory: Callable[[str], Registry] | None = None,
     ) -> None:
         self.api = api
         self.config = config
-        self._registry_factory = registry_factory
+        self._access = config.tracking_access()
+        self._registry_factory = registry_factory or self._guarded_registry
         self._registries: dict[str, Registry] = {}
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
         self._pending: dict[tuple[str, str], threading.Timer] = {}
         #: registered model name -> LLMs using it (for webhooks)
         self.by_model: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
+
+    def _guarded_registry(self, uri: str) -> Registry:
+        """The operator's client of one tracking server: allowed URIs only, one breaker."""
+        breaker = CircuitBreaker(self.config.breaker_threshold, self.config.breaker_cooldown)
+        return Registry(uri, access=self._access, breaker=breaker)
 
     def registry(self, uri: str) -> Registry:
         with self._guard:
@@ -154,6 +163,14 @@ class Reconciler:
             invalid = plan_invalid(llm.status, generation, errors)
             write_outcome(self.api, Ref(name, namespace, llm.uid), invalid, raw_status)
             return Outcome(invalid=True, message=errors[0], phase="Invalid")
+        try:
+            self._access.check(uri)
+        except TrackingUriRefused as exc:
+            refused = plan_invalid(
+                llm.status, generation, [f"spec.mlflow.trackingUri: {exc}"], TRACKING_REFUSED
+            )
+            write_outcome(self.api, Ref(name, namespace, llm.uid), refused, raw_status)
+            return Outcome(invalid=True, message=str(exc), phase="Invalid")
         registry = self.registry(uri)
         observed = observe(self.api, llm, lambda: registry)
         the_plan = plan(llm, observed, self.config)

@@ -7,6 +7,7 @@ tests can replace it with an in-memory double that has the same methods.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -15,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kubellm.registry.errors import ModelNotFound, RegistryError, RegistryUnavailable
+from kubellm.redaction import redact
+from kubellm.registry.access import TrackingAccess
+from kubellm.registry.breaker import CircuitBreaker
+from kubellm.registry.errors import DiskFull, ModelNotFound, RegistryError, RegistryUnavailable
 
 __all__ = ["ModelVersionInfo", "Registry", "parse_model_uri"]
 
@@ -57,11 +61,39 @@ def _is_not_found(exc: Exception) -> bool:
     )
 
 
-def _is_unreachable(exc: Exception) -> bool:
-    """MLflow's REST client wraps connection failures and exhausted retries in a plain
-    MlflowException ("API request to ... failed with exception ..."): those mean down."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """No space left on the local device, wherever in the chain (MLflow wraps it)."""
+    return any(
+        (isinstance(e, OSError) and e.errno == errno.ENOSPC)
+        or "No space left on device" in str(e)
+        or "[Errno 28]" in str(e)
+        for e in _chain(exc)
+    )
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """MLflow's REST client wraps connection failures, timeouts and exhausted retries in a
+    plain MlflowException ("API request to ... failed with [timeout] exception ..."),
+    raised from (or while handling) the ``requests`` error: those mean down."""
+    import requests
+
+    for e in _chain(exc):
+        if isinstance(e, requests.ConnectionError | requests.Timeout | ConnectionError):
+            return True
+        if isinstance(e, TimeoutError):
+            return True
     text = str(exc)
-    return "failed with exception" in text and any(
+    return ("failed with exception" in text or "failed with timeout exception" in text) and any(
         marker in text
         for marker in ("Max retries exceeded", "Connection", "Timeout", "timed out", "Errno")
     )
@@ -69,34 +101,56 @@ def _is_unreachable(exc: Exception) -> bool:
 
 @contextmanager
 def _mapped_errors(what: str) -> Iterator[None]:
+    """Translate MLflow's and the network's exceptions into ours, with redacted messages."""
     from mlflow.exceptions import MlflowException
 
+    what = redact(what)
     try:
         yield
-    except MlflowException as exc:
+    except RegistryError:
+        raise
+    except Exception as exc:
+        if _is_disk_full(exc):
+            raise DiskFull(f"{what}: no space left on the local disk (disk full)") from exc
+        message = redact(exc.message if isinstance(exc, MlflowException) else str(exc))
         if _is_unreachable(exc):
-            raise RegistryUnavailable(f"{what}: registry unreachable: {exc.message}") from exc
-        if _is_not_found(exc):
-            raise ModelNotFound(f"{what}: {exc.message}") from exc
-        if "INVALID_PARAMETER_VALUE" in (exc.error_code or "") and "alias" in str(exc).lower():
-            raise ModelNotFound(f"{what}: {exc.message}") from exc
-        raise RegistryError(f"{what}: {exc.message}") from exc
-    except (ConnectionError, OSError) as exc:
-        raise RegistryUnavailable(f"{what}: registry unreachable: {exc}") from exc
-    except Exception as exc:  # requests' exceptions and MLflow's retry errors land here
+            raise RegistryUnavailable(f"{what}: registry unreachable: {message}") from exc
+        if isinstance(exc, MlflowException):
+            if _is_not_found(exc):
+                raise ModelNotFound(f"{what}: {message}") from exc
+            if "INVALID_PARAMETER_VALUE" in (exc.error_code or "") and "alias" in message.lower():
+                raise ModelNotFound(f"{what}: {message}") from exc
+            raise RegistryError(f"{what}: {message}") from exc
+        if isinstance(exc, OSError):
+            raise RegistryUnavailable(f"{what}: registry unreachable: {message}") from exc
         name = type(exc).__name__
         if "Connection" in name or "Retry" in name or "Timeout" in name:
-            raise RegistryUnavailable(f"{what}: registry unreachable: {exc}") from exc
+            raise RegistryUnavailable(f"{what}: registry unreachable: {message}") from exc
         raise
 
 
 class Registry:
-    """A thin, typed facade over ``mlflow.MlflowClient`` for the model registry."""
+    """A thin, typed facade over ``mlflow.MlflowClient`` for the model registry.
 
-    def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
+    ``access``, when given, is checked before the client is even built: a refused tracking
+    URI raises `TrackingUriRefused` and is never contacted. ``breaker``, when given, guards
+    every call (one breaker per tracking server). Workloads use neither; the operator both.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        registry_uri: str | None = None,
+        *,
+        access: TrackingAccess | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        if access is not None:
+            access.check(tracking_uri)
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
+        self.breaker = breaker
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
 
     @property
@@ -105,8 +159,23 @@ class Registry:
         return self._client
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        with _mapped_errors(what):
-            return fn()
+        breaker = self.breaker
+        if breaker is not None:
+            breaker.before_call(redact(what))
+        try:
+            with _mapped_errors(what):
+                result = fn()
+        except RegistryUnavailable:
+            if breaker is not None:
+                breaker.record_failure()
+            raise
+        except BaseException:
+            if breaker is not None:
+                breaker.record_success()  # the server answered (or the fault is ours)
+            raise
+        if breaker is not None:
+            breaker.record_success()
+        return result
 
     def ping(self) -> None:
         """Raise ``RegistryUnavailable`` unless the registry answers."""
@@ -115,12 +184,14 @@ class Registry:
     def ensure_registered_model(self, name: str) -> None:
         from mlflow.exceptions import MlflowException
 
-        with _mapped_errors(f"create registered model {name}"):
+        def create() -> None:
             try:
                 self._client.create_registered_model(name)
             except MlflowException as exc:
                 if "RESOURCE_ALREADY_EXISTS" not in (exc.error_code or ""):
                     raise
+
+        self._call(f"create registered model {name}", create)
 
     def resolve_alias(self, name: str, alias: str) -> str | None:
         """The version the alias points at, or None when the alias (or model) does not exist."""
@@ -171,9 +242,13 @@ class Registry:
             pass
 
     def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
-        with _mapped_errors(f"tag {name}/{version}"):
+        """Set tags on a version; values are redacted (no URI userinfo lands in a tag)."""
+
+        def set_all() -> None:
             for key, value in tags.items():
-                self._client.set_model_version_tag(name, str(version), key, str(value))
+                self._client.set_model_version_tag(name, str(version), key, redact(str(value)))
+
+        self._call(f"tag {name}/{version}", set_all)
 
     def get_version_tags(self, name: str, version: str) -> dict[str, str]:
         return self.get_version(name, version).tags
@@ -189,6 +264,20 @@ class Registry:
         if resolved is None:
             raise ModelNotFound(f"alias {alias!r} of registered model {name!r} does not exist")
         return name, resolved
+
+    def ensure_webhook(self, url: str, secret: str, events: list[str], name: str) -> bool:
+        """Create the registry webhook that points at ``url`` unless one exists already;
+        True when it was created."""
+
+        def ensure() -> bool:
+            for hook in self._client.list_webhooks():
+                if getattr(hook, "url", None) == url:
+                    return False
+            hooks: list[Any] = list(events)  # MLflow types them as literals
+            self._client.create_webhook(name=name, url=url, events=hooks, secret=secret)
+            return True
+
+        return self._call(f"register webhook {name}", ensure)
 
     def download_model(self, uri: str, dst: Path) -> Path:
         """Download the artifacts of a registry model URI into ``dst``; return the model dir.

@@ -24,6 +24,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from kubellm.redaction import redact, strip_userinfo
 from kubellm.registry import Registry
 from kubellm.training.data import LoadedDataset
 from kubellm.training.options import TrainOptions
@@ -203,7 +204,7 @@ class Tracker:
                 tags={TAG_LLM: self.opts.llm_name, TAG_METHOD: self.opts.method},
             )
             self.run_id = run.info.run_id
-            params = self.opts.params()
+            params = {k: redact(v) for k, v in self.opts.params().items()}
             mlflow.log_params(params, run_id=self.run_id)
             if self.opts.generation:
                 client.set_tag(self.run_id, TAG_GENERATION, self.opts.generation)
@@ -220,7 +221,7 @@ class Tracker:
         try:
             with warnings.catch_warnings():  # "can be interpreted in multiple ways": harmless
                 warnings.simplefilter("ignore")
-                source = resolve_dataset_source(dataset.source)
+                source = resolve_dataset_source(strip_userinfo(dataset.source))
         except Exception:
             from mlflow.data.http_dataset_source import HTTPDatasetSource
 
@@ -313,7 +314,7 @@ class Tracker:
 
             mlflow.flush_async_logging()
             if error:
-                self.registry.mlflow.set_tag(self.run_id, "kubellm.dev/error", error[:5000])
+                self.registry.mlflow.set_tag(self.run_id, "kubellm.dev/error", redact(error)[:5000])
             self.registry.mlflow.set_terminated(self.run_id, status=status)
         except Exception as exc:
             log.error("could not mark run %s %s: %s", self.run_id, status, exc)
