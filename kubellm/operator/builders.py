@@ -37,6 +37,7 @@ from kubellm.operator.naming import (
     prompts_configmap_name,
     training_job_name,
 )
+from kubellm.redaction import strip_userinfo
 
 __all__ = [
     "INFLIGHT_METRIC",
@@ -96,7 +97,10 @@ def training_hash(llm: LLM) -> str:
 
 
 def _tracking_uri(llm: LLM, config: OperatorConfig) -> str | None:
-    return llm.spec.mlflow.tracking_uri or config.tracking_uri
+    """The tracking URI children get, without userinfo (argv and env are widely readable;
+    workloads take credentials from spec.mlflow.credentialsSecret)."""
+    uri = llm.spec.mlflow.tracking_uri or config.tracking_uri
+    return strip_userinfo(uri) if uri else None
 
 
 def _common_env(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]:

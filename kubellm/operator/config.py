@@ -7,11 +7,14 @@ poll interval) through the same environment variables the Helm chart sets.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from kubellm.registry import HttpPolicy, TrackingAccess
 
 __all__ = ["OperatorConfig"]
 
@@ -47,10 +50,29 @@ class OperatorConfig:
     default_tolerations: tuple[dict[str, Any], ...] = ()
     #: extra env for every child container (e.g. HF_HUB_OFFLINE in air-gapped clusters).
     child_env: dict[str, str] = field(default_factory=dict)
+    #: tracking URIs an LLM may name besides ``tracking_uri`` (the operator reaches no
+    #: other, so its MLflow credentials go nowhere else); see `kubellm.registry.access`.
+    allowed_tracking_uris: tuple[str, ...] = ()
+    #: bounds of every registry call of the operator: seconds per connect/read, retries
+    registry_timeout: float = 5.0
+    registry_retries: int = 1
+    #: consecutive unreachable calls that open a tracking server's circuit, and for how long
+    breaker_threshold: int = 3
+    breaker_cooldown: float = 30.0
     #: HMAC key of the promotion tag the operator writes on each version it promoted; with
     #: it, a promotion survives a lost status (only the operator holds the key). None: the
     #: operator trusts its status alone.
     promotion_key: str | None = None
+
+    def tracking_access(self) -> TrackingAccess:
+        """The tracking servers the operator may reach: its own and the allowed ones."""
+        return TrackingAccess.of(self.tracking_uri, self.allowed_tracking_uris)
+
+    def http_policy(self) -> HttpPolicy:
+        """Timeouts and retries of the operator's registry calls."""
+        return HttpPolicy(
+            timeout_s=max(1, math.ceil(self.registry_timeout)), max_retries=self.registry_retries
+        )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -87,5 +109,10 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "KUBELLM_DEFAULT_NODE_SELECTOR": ("default_node_selector", lambda v: dict(json.loads(v))),
     "KUBELLM_DEFAULT_TOLERATIONS": ("default_tolerations", lambda v: tuple(json.loads(v))),
     "KUBELLM_CHILD_ENV": ("child_env", lambda v: dict(json.loads(v))),
+    "KUBELLM_ALLOWED_TRACKING_URIS": ("allowed_tracking_uris", _csv),
+    "KUBELLM_REGISTRY_TIMEOUT": ("registry_timeout", _duration_seconds),
+    "KUBELLM_REGISTRY_RETRIES": ("registry_retries", int),
+    "KUBELLM_REGISTRY_BREAKER_THRESHOLD": ("breaker_threshold", int),
+    "KUBELLM_REGISTRY_BREAKER_COOLDOWN": ("breaker_cooldown", _duration_seconds),
     "KUBELLM_PROMOTION_KEY": ("promotion_key", str),
 }

@@ -161,11 +161,13 @@ def _message(w: Work, phase: Phase) -> str:
     return conds["Ready"].message
 
 
-def plan_invalid(llm_status: LLMStatus, generation: int, errors: list[str]) -> Plan:
+def plan_invalid(
+    llm_status: LLMStatus, generation: int, errors: list[str], reason: str = "InvalidSpec"
+) -> Plan:
     """The plan for a spec that can never work: record why, touch nothing else."""
     message = "; ".join(errors)[:1024]
-    cond = condition("SpecValid", F, "InvalidSpec", message, generation)
-    ready = condition("Ready", F, "InvalidSpec", "the spec is invalid", generation)
+    cond = condition("SpecValid", F, reason, message, generation)
+    ready = condition("Ready", F, reason, "the spec is invalid", generation)
     merged = merge(llm_status.conditions, [cond, ready])
     status = llm_status.model_copy(
         update={
@@ -178,5 +180,5 @@ def plan_invalid(llm_status: LLMStatus, generation: int, errors: list[str]) -> P
     events = []
     old = find(llm_status.conditions, "SpecValid")
     if old is None or old.status is not F or old.message != message:
-        events.append(Event("Warning", "InvalidSpec", message))
+        events.append(Event("Warning", reason, message))
     return Plan(status=status, events=events)

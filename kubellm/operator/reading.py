@@ -23,6 +23,7 @@ from kubellm.operator.observed import (
     ServiceState,
     TrainingProgress,
 )
+from kubellm.redaction import redact
 from kubellm.registry import Registry, RegistryError, RegistryUnavailable
 
 __all__ = ["observe", "observe_registry", "parse_progress"]
@@ -180,9 +181,9 @@ def observe_registry(registry: Registry, llm: LLM) -> RegistryState:
             same = candidate == production
             tags = production_tags if same else registry.get_version_tags(name, candidate)
     except RegistryUnavailable as exc:
-        return RegistryState(reachable=False, error=str(exc))
+        return RegistryState(reachable=False, error=redact(str(exc)))
     except RegistryError as exc:
-        return RegistryState(reachable=False, error=str(exc))
+        return RegistryState(reachable=False, error=redact(str(exc)))
     return RegistryState(
         candidate=candidate,
         production=production,
@@ -220,7 +221,7 @@ def observe(api: KubeApi, llm: LLM, registry: Callable[[], Registry]) -> Observe
     try:
         reg_state = observe_registry(registry(), llm)
     except Exception as exc:  # building the client failed (bad URI): treat as unreachable
-        reg_state = RegistryState(reachable=False, error=str(exc))
+        reg_state = RegistryState(reachable=False, error=redact(str(exc)))
     return Observed(
         jobs=jobs,
         deployments=deployments,
