@@ -74,6 +74,15 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+def _filled_default(schema: dict[str, Any]) -> dict[str, Any]:
+    """The object an empty section becomes once the apiserver applies its fields' defaults."""
+    return {
+        name: copy.deepcopy(sub["default"])
+        for name, sub in (schema.get("properties") or {}).items()
+        if "default" in sub
+    }
+
+
 def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Convert one pydantic JSON-Schema node into a structural OpenAPI v3 node."""
     node = _resolve(node, defs)
@@ -106,7 +115,9 @@ def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
                 out["required"] = required
             # Nested defaults apply only where the parent exists, so a section that pydantic
             # fills with a default_factory (a plain $ref, neither required nor Optional)
-            # defaults to {} and the apiserver then fills in its fields.
+            # gets a default. It is written out whole (every field's own default), not `{}`:
+            # kube-apiserver checks a default against the CEL rules of its own node as it
+            # stands, and a rule such as `self.warmup < self.duration` fails on `{}`.
             for name, sub in props.items():
                 converted = out["properties"][name]
                 if (
@@ -115,7 +126,7 @@ def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
                     and converted.get("type") == "object"
                     and "properties" in converted
                 ):
-                    converted["default"] = {}
+                    converted["default"] = _filled_default(converted)
         elif isinstance(node.get("additionalProperties"), dict):
             out["additionalProperties"] = structural(node["additionalProperties"], defs)
         else:

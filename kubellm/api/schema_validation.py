@@ -141,9 +141,12 @@ def validate_against_crd(obj: dict[str, Any], crd: dict[str, Any]) -> list[str]:
 
 
 def _value_errors(value: Any, node: dict[str, Any], where: str) -> list[str]:
-    """Errors for ``value`` (nested defaults applied) under ``node``, prefixed ``where: ``."""
-    value = apply_defaults(value, node)
-    errors = schema_errors(value, node) or cel_errors(value, node)
+    """Errors for ``value`` under ``node``, prefixed ``where: ``.
+
+    The schema sees the value with nested defaults applied; CEL rules see it as written,
+    as kube-apiserver 1.37 checks them (a rule reading `self.max` fails on a `{}` default).
+    """
+    errors = schema_errors(apply_defaults(value, node), node) or cel_errors(value, node)
     # "<root>: msg" is about the value itself; ".max: msg" (a rule's fieldPath) is inside it
     return [f"{where}: {line.removeprefix('<root>: ').lstrip('.')}" for line in errors]
 

@@ -1,10 +1,15 @@
-"""The whole system for e2e tests: localkube, an MLflow server, the operator as a process.
+"""The whole system for e2e tests: a cluster, an MLflow server, the operator as a process.
 
-Everything runs for real on loopback: the operator is `python -m kubellm operator` talking
-HTTP to localkube; its children are real `kubellm train|serve|loadtest` processes started by
-localkube's kubelet; MLflow is a real tracking server that sends signed webhooks. With
-KUBECONFIG pointing at a real cluster the same tests could run there (the operator would
-then be the chart's Deployment).
+Everything runs for real on loopback: the operator is `python -m kubellm operator`; its
+children are real `kubellm train|serve|loadtest` processes started by localkube's kubelet;
+MLflow is a real tracking server that sends signed webhooks.
+
+`KUBELLM_E2E_CLUSTER` picks the cluster: `localkube` (the emulator, default) or `real`
+(kube-apiserver, controller-manager, scheduler and etcd built by `make realkube`, with
+localkube's kubelet as the node). On the real one the chart is installed with `helm install`
+(CRD, RBAC, ServiceAccount; the operator Deployment at 0 replicas) and the operator process
+authenticates with a token of the chart's ServiceAccount, so the real RBAC authorizer
+enforces the chart's rules on every call it makes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ from kubellm.testing.localkube import Cluster, local_cluster
 from kubellm.testing.mlflow import mlflow_server
 
 REPO = Path(__file__).resolve().parents[2]
+E2E_CLUSTER = os.environ.get("KUBELLM_E2E_CLUSTER", "localkube")
+if E2E_CLUSTER not in ("localkube", "real"):
+    raise pytest.UsageError(f"KUBELLM_E2E_CLUSTER must be localkube or real, not {E2E_CLUSTER!r}")
+CHART_NAMESPACE = "kubellm-system"
+#: what the terminal summary reports: the cluster each e2e module ran on
+CLUSTERS_SEEN: set[str] = set()
 WEBHOOK_SECRET = "e2e-webhook-secret"
 CHILD_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -56,6 +67,8 @@ class Operator:
     poll_interval: str = "3s"
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    #: the kubeconfig the operator uses (a ServiceAccount token's on a real cluster)
+    kubeconfig: Path | None = None
 
     def start(self) -> None:
         env = self.cluster.env(
@@ -66,6 +79,8 @@ class Operator:
             KUBELLM_WEBHOOK_HOST="127.0.0.1",
             **CHILD_ENV,
         )
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = str(self.kubeconfig)
         env.pop("KUBELLM_WEBHOOK_SECRET", None)
         if self.webhooks:
             env["KUBELLM_WEBHOOK_SECRET"] = WEBHOOK_SECRET
@@ -184,15 +199,122 @@ def e2e_manifest(
     return dict(obj)
 
 
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    workdir = tmp_path_factory.mktemp("e2e")
-    with (
-        mlflow_server(workdir / "mlflow", webhooks=True) as mlflow_url,
-        local_cluster(workdir / "kube", time_scale=1.0) as cluster,
-    ):
-        crd = REPO / "charts/kubellm/crds/llms.kubellm.dev.yaml"
-        cluster.kubectl("apply", "-f", str(crd), check=True)
+def install_chart(cluster: Cluster, *values: str) -> None:
+    """`helm install` the chart: CRD, RBAC and ServiceAccount, no operator pod."""
+    from kubellm.tools.binaries import find
+
+    helm = find("helm")
+    assert helm, "helm not found: run `python -m kubellm.tools.binaries ensure`"
+    result = subprocess.run(
+        [
+            helm,
+            "install",
+            "kubellm",
+            str(REPO / "charts/kubellm"),
+            "--namespace",
+            CHART_NAMESPACE,
+            "--create-namespace",
+            "--set",
+            "replicaCount=0",
+            *values,
+        ],
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"helm install failed: {result.stderr}"
+
+
+def service_account_kubeconfig(cluster: Cluster, account: str, path: Path) -> Path:
+    """A kubeconfig holding a token of ``account`` in the chart's namespace."""
+    import yaml
+
+    token = cluster.kubectl(
+        "create", "token", account, "-n", CHART_NAMESPACE, "--duration=6h", check=True
+    ).stdout.strip()
+    config = yaml.safe_load(cluster.kubeconfig_path.read_text())
+    config["users"] = [{"name": account, "user": {"token": token}}]
+    for ctx in config["contexts"]:
+        ctx["context"]["user"] = account
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+def operator_calls(cluster: Cluster) -> set[tuple[str, str, str]]:
+    """(group, resource[/subresource], verb) of every API call the operator made.
+
+    Read from the real apiserver's audit log, or from localkube's request log.
+    """
+    if cluster.control_plane == "real":
+        return _audited_calls(cluster.workdir / "control-plane" / "logs" / "audit.log")
+    return _localkube_calls((cluster.workdir / "localkube.log").read_text())
+
+
+def _is_operator(user_agent: str) -> bool:
+    return user_agent.startswith("kopf/") or user_agent.startswith("kubellm-operator")
+
+
+def _audited_calls(path: Path) -> set[tuple[str, str, str]]:
+    calls = set()
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        if not _is_operator(event.get("userAgent", "")):
+            continue
+        ref = event.get("objectRef") or {}
+        if not ref.get("resource"):
+            continue  # discovery
+        resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        calls.add((ref.get("apiGroup", ""), resource, event["verb"]))
+    return calls
+
+
+def _localkube_calls(log_text: str) -> set[tuple[str, str, str]]:
+    calls = set()
+    for line in log_text.splitlines():
+        if " ua=" not in line or "kubellm.localkube.apiserver" not in line:
+            continue
+        if not _is_operator(line.rsplit(" ua=", 1)[1]):
+            continue
+        method, path_qs = line.split(": ", 1)[1].split()[:2]
+        path, _, query = path_qs.partition("?")
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["api"] and len(parts) >= 3:
+            group, rest = "", parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 4:
+            group, rest = parts[1], parts[3:]
+        else:
+            continue  # discovery: /api, /apis, /apis/<g>/<v>, /version
+        if rest[:1] == ["namespaces"] and len(rest) >= 3:
+            rest = rest[2:]
+        resource = rest[0] + (f"/{rest[2]}" if len(rest) >= 3 else "")
+        named = len(rest) >= 2
+        verb = {
+            "POST": "create",
+            "PATCH": "patch",
+            "PUT": "update",
+            "DELETE": "delete" if named else "deletecollection",
+        }.get(method)
+        if method == "GET":
+            verb = "get" if named else ("watch" if "watch=" in query else "list")
+        assert verb is not None, line
+        calls.add((group, resource, verb))
+    return calls
+
+
+@pytest.fixture(scope="session")
+def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The cluster KUBELLM_E2E_CLUSTER names, with the LLM CRD established."""
+    workdir = tmp_path_factory.mktemp("e2e-kube")
+    with local_cluster(workdir, time_scale=1.0, control_plane=E2E_CLUSTER) as cluster:
+        CLUSTERS_SEEN.add(cluster.description)
+        if cluster.control_plane == "real":
+            install_chart(cluster)
+        else:
+            crd = REPO / "charts/kubellm/crds/llms.kubellm.dev.yaml"
+            cluster.kubectl("apply", "-f", str(crd), check=True)
         cluster.kubectl(
             "wait",
             "--for=condition=Established",
@@ -200,10 +322,29 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             "--timeout=30s",
             check=True,
         )
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def system(e2e_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    cluster = e2e_cluster
+    workdir = tmp_path_factory.mktemp("e2e")
+    with mlflow_server(workdir / "mlflow", webhooks=True) as mlflow_url:
         operator = Operator(cluster, mlflow_url, workdir / "operator.log")
+        if cluster.control_plane == "real":
+            operator.kubeconfig = service_account_kubeconfig(
+                cluster, "kubellm", workdir / "operator.kubeconfig"
+            )
         operator.start()
         try:
             yield System(cluster, mlflow_url, operator, workdir)
         finally:
             operator.stop()
             os.environ.pop("KUBELLM_WEBHOOK_SECRET", None)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for description in sorted(CLUSTERS_SEEN):
+        reports = terminalreporter.stats.get("passed", [])
+        passed = sum(1 for r in reports if "tests/e2e/" in getattr(r, "nodeid", ""))
+        terminalreporter.write_line(f"e2e on {description}: {passed} e2e tests passed")

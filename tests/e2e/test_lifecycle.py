@@ -20,7 +20,7 @@ from openai import OpenAI
 
 from kubellm.operator.webhooks import sign
 
-from .conftest import System, e2e_manifest
+from .conftest import System, e2e_manifest, operator_calls
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -306,47 +306,12 @@ def _job_done(system: System, name: str) -> bool:
     return any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conds)
 
 
-def _audit(log_text: str) -> set[tuple[str, str, str]]:
-    """(group, resource, verb) of every API call the operator (kopf + our client) made."""
-    calls = set()
-    for line in log_text.splitlines():
-        if " ua=" not in line or "kubellm.localkube.apiserver" not in line:
-            continue
-        ua = line.rsplit(" ua=", 1)[1]
-        if not (ua.startswith("kopf/") or ua.startswith("kubellm-operator")):
-            continue
-        method, path_qs = line.split(": ", 1)[1].split()[:2]
-        path, _, query = path_qs.partition("?")
-        parts = [p for p in path.split("/") if p]
-        if parts[:1] == ["api"] and len(parts) >= 3:
-            group, rest = "", parts[2:]
-        elif parts[:1] == ["apis"] and len(parts) >= 4:
-            group, rest = parts[1], parts[3:]
-        else:
-            continue  # discovery: /api, /apis, /apis/<g>/<v>, /version
-        if rest[:1] == ["namespaces"] and len(rest) >= 3:
-            rest = rest[2:]
-        resource = rest[0] + (f"/{rest[2]}" if len(rest) >= 3 else "")
-        named = len(rest) >= 2
-        verb = {
-            "POST": "create",
-            "PATCH": "patch",
-            "PUT": "update",
-            "DELETE": "delete" if named else "deletecollection",
-        }.get(method)
-        if method == "GET":
-            verb = "get" if named else ("watch" if "watch=" in query else "list")
-        assert verb is not None, line
-        calls.add((group, resource, verb))
-    return calls
-
-
 def test_operator_calls_are_exactly_covered_by_the_chart_rbac(system: System) -> None:
     from kubellm.operator.permissions import OPERATOR_PERMISSIONS
 
     granted = {(p.group, p.resource, v) for p in OPERATOR_PERMISSIONS for v in p.verbs}
-    calls = _audit((system.cluster.workdir / "localkube.log").read_text())
-    assert calls, "no operator calls found in the apiserver log"
+    calls = operator_calls(system.cluster)
+    assert calls, "no operator calls found in the apiserver's log"
     assert calls <= granted, sorted(calls - granted)
     # the core of what it does is visible in the audit
     for needed in [

@@ -137,7 +137,7 @@ Call with (dict "ctx" $ "name" SECRET_NAME "key" KEY "fresh" VALUE); prints base
 {{- if and .Values.rbac.namespaced (empty .Values.watchNamespaces) }}
 {{- fail "rbac.namespaced=true needs watchNamespaces: the namespaces to create Roles in" }}
 {{- end }}
-{{- if lt (int .Values.replicaCount) 1 }}
-{{- fail "replicaCount must be at least 1" }}
+{{- if lt (int .Values.replicaCount) 0 }}
+{{- fail "replicaCount must be 0 (operator run elsewhere) or more" }}
 {{- end }}
 {{- end }}

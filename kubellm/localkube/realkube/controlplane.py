@@ -44,6 +44,15 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 PR_SET_PDEATHSIG = 1
 
 
+#: who called what, with which answer (tests read it to prove what the operator did)
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+"""
+
+
 class ControlPlaneError(RuntimeError):
     """A component is missing, exited, or did not turn healthy in time."""
 
@@ -196,7 +205,14 @@ class ControlPlane:
         log.info("real control plane %s up at %s", self.version(), self.url)
 
     def _apiserver_args(self, pki: Pki, etcd_url: str) -> list[str]:
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
         return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.workdir / 'logs' / 'audit.log'}",
+            "--audit-log-format=json",
+            "--audit-log-mode=batch",
+            "--audit-log-batch-max-wait=1s",
             f"--etcd-servers={etcd_url}",
             f"--bind-address={self.host}",
             f"--advertise-address={self.host}",

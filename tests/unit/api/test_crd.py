@@ -47,9 +47,16 @@ def _serving_schema(crd: dict[str, Any]) -> dict[str, Any]:
 
 def test_schema_self_check_catches_defaults_outside_bounds_enums_and_rules() -> None:
     crd = build_crd()
-    _serving_schema(crd)["replicas"]["properties"]["min"]["default"] = 5  # > max: CEL rule
+    _serving_schema(crd)["replicas"]["default"] = {"min": 5, "max": 1}  # breaks a CEL rule
     errors = crd_schema_errors(crd)
     assert any("replicas.default: max: must be >= min" in e for e in errors), errors
+
+    # kube-apiserver checks a default's CEL rules on the default as written, without the
+    # nested defaults: `{}` for a section whose rule reads its fields is refused
+    crd = build_crd()
+    _serving_schema(crd)["replicas"]["default"] = {}
+    errors = crd_schema_errors(crd)
+    assert any("replicas.default" in e and "no such member" in e for e in errors), errors
 
     crd = build_crd()
     _serving_schema(crd)["engine"]["properties"]["maxBatchSize"]["default"] = 0
@@ -102,8 +109,13 @@ def test_printer_columns_show_phase_versions_and_p95() -> None:
 
 def test_nested_sections_default_so_the_apiserver_fills_them() -> None:
     spec = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert spec["properties"]["serving"]["default"] == {}
-    assert spec["properties"]["serving"]["properties"]["replicas"]["default"] == {}
+    # written out whole: the apiserver checks CEL rules on a default without nested defaults
+    assert spec["properties"]["serving"]["properties"]["replicas"]["default"] == {
+        "min": 1,
+        "max": 1,
+    }
+    assert spec["properties"]["serving"]["default"]["replicas"] == {"min": 1, "max": 1}
+    assert spec["properties"]["serving"]["default"]["engine"]["maxBatchSize"] == 16
     assert "default" not in spec["properties"]["training"]
 
 
