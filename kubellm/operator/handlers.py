@@ -9,6 +9,7 @@ writer of status.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,8 +20,9 @@ from kubellm.api.identity import GROUP, PLURAL, VERSION
 from kubellm.operator.config import OperatorConfig
 from kubellm.operator.reconciling import Outcome, Reconciler
 from kubellm.operator.webhooks import build_app, register_webhook
+from kubellm.redaction import redact
 
-__all__ = ["build_registry", "configure_settings"]
+__all__ = ["build_registry", "configure_settings", "register_in_background"]
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,37 @@ def _raise_for(outcome: Outcome) -> None:
         )
 
 
+async def register_in_background(reconciler: Reconciler, config: OperatorConfig) -> None:
+    """Register the MLflow webhook in a worker thread, within a bound; a failure is a
+    warning (the polling timer still notices registry changes), never a crash."""
+    assert config.tracking_uri and config.webhook_public_url and config.webhook_secret
+    uri, url, secret = config.tracking_uri, config.webhook_public_url, config.webhook_secret
+    bound = 2 * config.http_policy().worst_case_s + 5.0  # two registry calls, then give up
+
+    def register() -> None:
+        register_webhook(reconciler.registry(uri), url, secret)
+
+    try:
+        await asyncio.wait_for(asyncio.to_thread(register), timeout=bound)
+    except TimeoutError:
+        log.warning(
+            "could not register the MLflow webhook: no answer within %.0f s; "
+            "registry changes are noticed by polling",
+            bound,
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning(
+            "could not register the MLflow webhook (registry changes are noticed by polling): %s",
+            redact(str(exc)),
+        )
+
+
 def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     runner: dict[str, web.AppRunner] = {}
+    background: dict[str, asyncio.Task[None]] = {}
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -83,16 +113,16 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         runner["app"] = app_runner
         log.info("webhook and metrics on %s:%d", config.webhook_host, config.webhook_port)
         if config.webhook_public_url and config.webhook_secret and config.tracking_uri:
-            try:
-                register_webhook(
-                    config.tracking_uri, config.webhook_public_url, config.webhook_secret
-                )
-            except Exception as exc:  # the polling timer still covers us
-                log.warning("could not register the MLflow webhook: %s", exc)
+            # Off the event loop and not awaited: kopf's liveness endpoint and the watches
+            # run on this loop, and the registry may be slow or down at start-up.
+            background["register"] = asyncio.create_task(register_in_background(reconciler, config))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         reconciler.close()
+        task = background.pop("register", None)
+        if task is not None and not task.done():
+            task.cancel()
         if "app" in runner:
             await runner["app"].cleanup()
 

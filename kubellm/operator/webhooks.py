@@ -23,6 +23,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubellm.operator.metrics import WEBHOOKS
+from kubellm.registry import Registry
 
 __all__ = [
     "MODEL_EVENTS",
@@ -154,14 +155,9 @@ def build_app(
     return app
 
 
-def register_webhook(tracking_uri: str, url: str, secret: str, name: str = "kubellm") -> None:
-    """Create (once) the registry webhook on the tracking server that points at us."""
-    from mlflow import MlflowClient
+def register_webhook(registry: Registry, url: str, secret: str, name: str = "kubellm") -> None:
+    """Create (once) the registry webhook on the tracking server that points at us.
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    for hook in client.list_webhooks():
-        if getattr(hook, "url", None) == url:
-            return
-    events: list[Any] = list(MODEL_EVENTS)
-    client.create_webhook(name=name, url=url, events=events, secret=secret)
-    log.info("registered MLflow webhook %s -> %s", name, url)
+    Blocking (registry calls): run it in a thread, never on the event loop."""
+    if registry.ensure_webhook(url, secret, list(MODEL_EVENTS), name):
+        log.info("registered MLflow webhook %s -> %s", name, url)
