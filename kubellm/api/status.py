@@ -24,6 +24,7 @@ __all__ = [
     "Phase",
     "ProductionStatus",
     "Release",
+    "RollbackStatus",
     "TrainingStatus",
 ]
 
@@ -111,6 +112,17 @@ class ProductionStatus(_Status):
     promoted_at: str | None = Field(default=None, description="When it was promoted.")
 
 
+class RollbackStatus(_Status):
+    request: str = Field(
+        description="The kubellm.dev/rollback-to annotation value this answers (done once)."
+    )
+    version: str | None = Field(default=None, description="Version production went back to.")
+    from_version: str | None = Field(default=None, description="Version production left.")
+    state: str = Field(description="Done, or Refused (see message).")
+    message: str | None = Field(default=None, description="Why a rollback was refused.")
+    at: str = Field(description="When the request was handled.")
+
+
 class Release(_Status):
     version: str = Field(description="Registry version.")
     verdict: str = Field(description="promoted, refused or error.")
@@ -149,6 +161,18 @@ class LLMStatus(_Status):
             "Only these are ever served: a production alias moved outside the operator is "
             "reported (condition ProductionAliasDrift), not followed."
         ),
+    )
+    withdrawn_versions: list[str] = Field(
+        default_factory=list,
+        max_length=HISTORY_LIMIT,
+        description=(
+            "Versions production was rolled back from (VERSION or VERSION@RETRYTOKEN); not "
+            "promoted again, even while the candidate alias names them, until the "
+            "kubellm.dev/retry-rollout annotation changes."
+        ),
+    )
+    rollback: RollbackStatus | None = Field(
+        default=None, description="The latest kubellm.dev/rollback-to request and its outcome."
     )
     message: str | None = Field(default=None, description="What the operator waits for.")
     history: list[Release] = Field(

@@ -19,7 +19,11 @@ from kubellm.operator.config import OperatorConfig
 from kubellm.operator.observed import Observed
 from kubellm.operator.plan_rollout import plan_candidate, plan_deletions, plan_production
 from kubellm.operator.plan_training import plan_training
-from kubellm.operator.plan_trust import plan_alias_drift, plan_verified_production
+from kubellm.operator.plan_trust import (
+    plan_alias_drift,
+    plan_rollback,
+    plan_verified_production,
+)
 from kubellm.operator.planning import (
     RETRY_ANNOTATION,
     VERDICT_TAG,
@@ -118,7 +122,7 @@ def plan(
         w.out.requeue_after = 10.0
         return w.out
     training_state = plan_training(w)
-    production = plan_verified_production(w)
+    production = plan_rollback(w, plan_verified_production(w))
     promoted = plan_candidate(w, production)
     if promoted is not None:
         production = promoted
@@ -139,6 +143,8 @@ def plan(
         last_p95_ms=w.status.get("last_p95_ms", llm.status.last_p95_ms),
         refused_versions=w.status.get("refused_versions", list(llm.status.refused_versions)),
         promoted_versions=w.status.get("promoted_versions", list(llm.status.promoted_versions)),
+        withdrawn_versions=w.status.get("withdrawn_versions", list(llm.status.withdrawn_versions)),
+        rollback=w.status.get("rollback", llm.status.rollback),
         history=w.status.get("history", list(llm.status.history)),
         message=_message(w, phase),
     )

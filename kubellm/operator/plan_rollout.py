@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from kubellm.api.conditions import find
-from kubellm.api.resource import LLM
 from kubellm.api.spec import OnFailure
 from kubellm.api.status import (
     HISTORY_LIMIT,
@@ -30,14 +29,19 @@ from kubellm.operator.builders import (
 )
 from kubellm.operator.naming import (
     candidate_service_name,
-    content_hash,
     deployment_name,
     hpa_name,
     loadtest_job_name,
     production_service_name,
     prompts_configmap_name,
 )
-from kubellm.operator.plan_trust import promotion_tags, record_promotion
+from kubellm.operator.plan_trust import (
+    is_withdrawn,
+    promotion_tags,
+    record_promotion,
+    retry_token,
+    token_key,
+)
 from kubellm.operator.planning import (
     RETRY_ANNOTATION,
     TOKEN_TAG,
@@ -57,17 +61,8 @@ from kubellm.operator.verdicts import parse_loadtest_message
 __all__ = ["plan_candidate", "plan_deletions", "plan_production"]
 
 
-def _retry_token(llm: LLM) -> str:
-    token = llm.annotations.get(RETRY_ANNOTATION)
-    return content_hash(token, 5) if token else ""
-
-
-def _refused_key(version: str, token: str) -> str:
-    return f"{version}@{token}" if token else version
-
-
 def _is_refused(w: Work, version: str, token: str) -> bool:
-    if _refused_key(version, token) in w.llm.status.refused_versions:
+    if token_key(version, token) in w.llm.status.refused_versions:
         return True
     tags = w.observed.registry.candidate_tags
     return tags.get(VERDICT_TAG) == "refused" and tags.get(TOKEN_TAG, "") == token
@@ -107,7 +102,7 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
     llm = w.llm
     reg = w.observed.registry
     version = reg.candidate
-    token = _retry_token(llm)
+    token = retry_token(llm)
     if version is None or version == production:
         w.condition(
             "CandidateReady",
@@ -140,6 +135,19 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
             prev.message
             if prev and prev.reason == "LoadTestFailed"
             else f"version {version} was refused by the load-test gate",
+        )
+        return None
+    if is_withdrawn(w, version):
+        w.condition(
+            "CandidateReady",
+            F,
+            "CandidateWithdrawn",
+            f"production was rolled back from version {version}; it is not promoted again "
+            f"until the {RETRY_ANNOTATION} annotation changes (a new version behind alias "
+            f"{llm.spec.rollout.candidate_alias!r} is tested as usual)",
+        )
+        w.condition(
+            "LoadTestPassed", U, "NoCandidate", f"nothing to test: version {version} was withdrawn"
         )
         return None
 
@@ -272,8 +280,8 @@ def _refuse(w: Work, version: str, token: str, figures: LoadTestFigures, dep_nam
     w.out.events.append(
         Event("Warning", "Refused", f"version {version} failed the load-test gate: {reasons}")
     )
-    refused = [r for r in llm.status.refused_versions if r != _refused_key(version, token)]
-    w.status["refused_versions"] = [*refused, _refused_key(version, token)][-HISTORY_LIMIT:]
+    refused = [r for r in llm.status.refused_versions if r != token_key(version, token)]
+    w.status["refused_versions"] = [*refused, token_key(version, token)][-HISTORY_LIMIT:]
     _add_history(w, _release(version, "refused", figures, w.now))
     if llm.spec.rollout.on_failure is OnFailure.ROLLBACK:
         # not desired any more: the deletion pass removes the Deployment and its Service
@@ -315,10 +323,17 @@ def plan_production(w: Work, production: str | None, promoted_now: bool) -> None
                 llm, production, w.config, replicas=llm.spec.serving.replicas.min
             )
         )
-    w.want(build_production_service(llm, production, w.config))
-    w.want(build_hpa(llm, production))
     svc_name = production_service_name(llm.name)
     svc = w.observed.services.get(svc_name)
+    serving = production
+    if (dep is None or not dep.available) and svc is not None and svc.version != production:
+        running = w.observed.deployments.get(deployment_name(llm.name, svc.version or ""))
+        if running is not None and running.available:
+            # A rollback to a retired release: it starts again first; until it is available
+            # the Service stays on the release that serves now (no window without pods).
+            serving = running.version or production
+    w.want(build_production_service(llm, serving, w.config))
+    w.want(build_hpa(llm, production))
     prev = llm.status.production
     promoted_at = (
         stamp(w.now)
@@ -341,11 +356,12 @@ def plan_production(w: Work, production: str | None, promoted_now: bool) -> None
             f"({dep.available_replicas} available replica(s))",
         )
     else:
+        meanwhile = f"; version {serving} serves meanwhile" if serving != production else ""
         w.condition(
             "Ready",
             F,
             "ProductionStarting",
-            f"version {production}: waiting for {dep_name} and Service {svc_name}",
+            f"version {production}: waiting for {dep_name} and Service {svc_name}{meanwhile}",
         )
         w.out.wait()
 

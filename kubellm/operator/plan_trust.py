@@ -17,6 +17,14 @@ promoted itself, and it trusts, in this order:
 An alias moved outside the operator is reported (a Warning Event and the condition
 ``ProductionAliasDrift``) and otherwise ignored: production stays on the last verified
 version until another version passes the gate (move the candidate alias to it).
+
+Going back is a command, not an alias move: the annotation ``kubellm.dev/rollback-to=N``
+on the LLM (an RBAC-guarded write, unlike the registry) makes N production again, if this
+operator promoted N before. The version production left is withdrawn: it is not promoted
+again, even while the candidate alias names it and its passed load-test Job is still there,
+until a new trigger: the ``kubellm.dev/retry-rollout`` annotation changes (a new version
+behind the candidate alias goes through the gate as usual).
+Each annotation value is handled once; ``N@anything`` repeats a request for the same N.
 """
 
 from __future__ import annotations
@@ -25,17 +33,31 @@ import hashlib
 import hmac
 
 from kubellm.api.resource import LLM
-from kubellm.api.status import PROMOTED_LIMIT
-from kubellm.operator.planning import F, T, Work
+from kubellm.api.status import HISTORY_LIMIT, PROMOTED_LIMIT, RollbackStatus
+from kubellm.operator.naming import content_hash
+from kubellm.operator.planning import (
+    RETRY_ANNOTATION,
+    ROLLBACK_ANNOTATION,
+    Event,
+    F,
+    RegistryAction,
+    T,
+    Work,
+    stamp,
+)
 
 __all__ = [
     "PROMOTED_BY_TAG",
     "PROMOTION_SIGNATURE_TAG",
+    "is_withdrawn",
     "plan_alias_drift",
+    "plan_rollback",
     "plan_verified_production",
     "promotion_signature",
     "promotion_tags",
     "record_promotion",
+    "retry_token",
+    "token_key",
     "verified_versions",
 ]
 
@@ -104,6 +126,73 @@ def plan_verified_production(w: Work) -> str | None:
     return None
 
 
+def retry_token(llm: LLM) -> str:
+    """Short hash of the retry annotation: a new value is a new trigger for a version."""
+    token = llm.annotations.get(RETRY_ANNOTATION)
+    return content_hash(token, 5) if token else ""
+
+
+def token_key(version: str, token: str) -> str:
+    """``VERSION`` or ``VERSION@TOKEN``: how refusals and withdrawals are recorded."""
+    return f"{version}@{token}" if token else version
+
+
+def is_withdrawn(w: Work, version: str) -> bool:
+    """Production was rolled back from ``version`` and no new trigger came since."""
+    withdrawn = w.status.get("withdrawn_versions", w.llm.status.withdrawn_versions)
+    return token_key(version, retry_token(w.llm)) in withdrawn
+
+
+def _withdraw(w: Work, version: str) -> None:
+    key = token_key(version, retry_token(w.llm))
+    withdrawn = [v for v in w.status.get("withdrawn_versions", w.llm.status.withdrawn_versions)]
+    w.status["withdrawn_versions"] = [*(v for v in withdrawn if v != key), key][-HISTORY_LIMIT:]
+
+
+def plan_rollback(w: Work, production: str | None) -> str | None:
+    """Carry out a ``kubellm.dev/rollback-to`` request; returns the production version."""
+    llm = w.llm
+    request = (llm.annotations.get(ROLLBACK_ANNOTATION) or "").strip()
+    done = llm.status.rollback
+    if not request or (done is not None and done.request == request):
+        return production
+    target = request.split("@", 1)[0].strip()
+    verified = verified_versions(w)
+    refusal = None
+    if not target.isdigit():
+        refusal = f"{ROLLBACK_ANNOTATION}={request!r}: not a version number"
+    elif target not in verified:
+        known = ", ".join(verified) or "none yet"
+        refusal = (
+            f"version {target} was never promoted by this operator (verified versions: "
+            f"{known}); only those can be rolled back to"
+        )
+    if refusal is not None:
+        w.status["rollback"] = RollbackStatus(
+            request=request, version=None, state="Refused", message=refusal, at=stamp(w.now)
+        )
+        w.out.events.append(Event("Warning", "RollbackRefused", refusal))
+        return production
+    w.status["rollback"] = RollbackStatus(
+        request=request, version=target, from_version=production, state="Done", at=stamp(w.now)
+    )
+    if target == production:
+        return production
+    alias = llm.spec.rollout.production_alias
+    w.out.registry.append(RegistryAction("set_alias", target, alias=alias))
+    if production is not None:
+        _withdraw(w, production)
+    w.out.events.append(
+        Event(
+            "Normal",
+            "RolledBack",
+            f"production goes back from version {production} to version {target} "
+            f"({ROLLBACK_ANNOTATION}={request})",
+        )
+    )
+    return target
+
+
 def _alias_after(w: Work) -> str | None:
     """Where the production alias points once this plan's registry actions ran."""
     alias = w.llm.spec.rollout.production_alias
@@ -131,11 +220,16 @@ def plan_alias_drift(w: Work, production: str | None) -> None:
         else "nothing is served until a version passes the gate"
     )
     moved = f"version {alias}" if alias else "no version"
+    if alias is not None and alias in verified_versions(w):
+        how = f"to go back to version {alias}, annotate the LLM {ROLLBACK_ANNOTATION}={alias}"
+    else:
+        how = (
+            f"only versions that pass the load test are served: move alias "
+            f"{w.llm.spec.rollout.candidate_alias!r} to a version to test it"
+        )
     w.condition(
         "ProductionAliasDrift",
         T,
         "AliasMovedOutsideOperator",
-        f"alias {alias_name!r} names {moved}, set outside the operator; {served}. "
-        f"Only versions that pass the load test are served: move alias "
-        f"{w.llm.spec.rollout.candidate_alias!r} to a version to test it",
+        f"alias {alias_name!r} names {moved}, set outside the operator; {served}; {how}",
     )

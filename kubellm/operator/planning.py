@@ -18,6 +18,7 @@ from kubellm.operator.observed import Observed
 __all__ = [
     "ACTIVE_REQUEUE",
     "RETRY_ANNOTATION",
+    "ROLLBACK_ANNOTATION",
     "TOKEN_TAG",
     "VERDICT_TAG",
     "Deletion",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 RETRY_ANNOTATION = "kubellm.dev/retry-rollout"
+#: `kubellm.dev/rollback-to: "3"` (or "3@anything", to repeat a request): production goes
+#: back to version 3, which this operator must have promoted before.
+ROLLBACK_ANNOTATION = "kubellm.dev/rollback-to"
 VERDICT_TAG = "kubellm.rollout.verdict"
 TOKEN_TAG = "kubellm.rollout.retry_token"
 ACTIVE_REQUEUE = 2.0
