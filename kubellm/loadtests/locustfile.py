@@ -41,6 +41,8 @@ from kubellm.loadtests.openai_wire import (
     StreamTally,
     chat_body,
     completion_body,
+    empty_generation,
+    response_text,
     response_tokens,
 )
 from kubellm.loadtests.plan import API_KEY_ENV, PROGRESS_PREFIX, LocustPlan
@@ -130,6 +132,10 @@ class OpenAIUser(FastHttpUser):
             except ValueError:
                 resp.failure("response is not JSON")
                 return
+            empty = empty_generation(bool(response_text(data)), PLAN.max_tokens)
+            if empty:
+                resp.failure(empty)
+                return
             tokens = response_tokens(data)
             if tokens is None:
                 _Tokens.unknown += 1
@@ -162,6 +168,10 @@ class OpenAIUser(FastHttpUser):
                 return
             if not tally.done:
                 resp.failure("stream ended without data: [DONE]")
+                return
+            empty = empty_generation(tally.content_chunks > 0, PLAN.max_tokens)
+            if empty:
+                resp.failure(empty)
                 return
             resp.success()
         _Tokens.counted += tally.tokens

@@ -3,7 +3,8 @@
 Request bodies for completions and chat completions, and the reading of a server-sent
 event stream: when the first token arrived, the gaps between tokens, how many tokens were
 generated (from ``usage`` when the server reports it, else one per content chunk) and
-whether the stream ended properly with ``data: [DONE]``. It is kept free of Locust and of
+whether the stream ended properly with ``data: [DONE]``. An answer without any generated
+text is a failed request unless it was allowed to generate nothing. It is kept free of Locust and of
 any clock (times are passed in), so that it is tested in a plain process.
 """
 
@@ -20,6 +21,8 @@ __all__ = [
     "StreamTally",
     "chat_body",
     "completion_body",
+    "empty_generation",
+    "response_text",
     "response_tokens",
 ]
 
@@ -61,6 +64,32 @@ def response_tokens(body: Any) -> int | None:
         if isinstance(value, int) and value >= 0:
             return value
     return None
+
+
+def response_text(body: Any) -> str:
+    """The generated text of a (non-streamed) completion or chat completion."""
+    if not isinstance(body, dict):
+        return ""
+    text = ""
+    for choice in body.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        piece = choice.get("text")
+        if piece is None:
+            message = choice.get("message")
+            piece = message.get("content") if isinstance(message, dict) else None
+        if isinstance(piece, str):
+            text += piece
+    return text
+
+
+def empty_generation(generated_text: bool, max_tokens: int) -> str | None:
+    """Why an HTTP 200 answer is still a failure: it generated no text although the request
+    asked for tokens. A server that answers every request instantly with nothing would
+    otherwise pass any latency objective. None when the answer is acceptable."""
+    if generated_text or max_tokens == 0:
+        return None
+    return f"HTTP 200 with no generated text (max_tokens={max_tokens})"
 
 
 def _chunk_text(event: dict[str, Any]) -> str:

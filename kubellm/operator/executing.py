@@ -98,7 +98,16 @@ def _apply_child(api: KubeApi, llm: LLM, observed: Observed, manifest: dict[str,
             if exc.status != 409:
                 raise
             if kind == "Job":
-                return  # Jobs are named by content: an existing one is the same Job
+                # Ours would have been observed (found by controller uid): this one is not
+                # the operator's, and its result is never read.
+                log.warning(
+                    "Job %s/%s exists but is not controlled by LLM %s: ignored; delete it "
+                    "so the operator can create its own",
+                    llm.namespace,
+                    name,
+                    llm.name,
+                )
+                return
     if seen_hash == digest or kind == "Job":
         return
     patch = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}

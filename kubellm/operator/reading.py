@@ -8,6 +8,7 @@ operator sees exactly what a running one would.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +31,10 @@ __all__ = ["observe", "observe_registry", "parse_progress"]
 
 log = logging.getLogger(__name__)
 
-_PROGRESS = re.compile(r"step (?P<step>\d+)/(?P<total>\d+|\?)(?:.*?loss (?P<loss>[0-9.]+))?")
+_PROGRESS = re.compile(
+    r"step (?P<step>\d+)/(?P<total>\d+|\?)"
+    r"(?:.*?loss (?P<loss>[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\b))?"
+)
 _POD_PROBLEMS = (
     "CrashLoopBackOff",
     "CreateContainerError",
@@ -42,18 +46,40 @@ _POD_PROBLEMS = (
 
 
 def parse_progress(log_text: str) -> TrainingProgress | None:
-    """The last `step N/M ... loss X` line that `kubellm train` printed."""
+    """The last `step N/M ... loss X` line that `kubellm train` printed.
+
+    A log is whatever the container wrote: a line that looks almost right (``loss ...``,
+    ``loss nan``, a step beyond any int64) yields what can be read, never an exception."""
     for line in reversed(log_text.splitlines()):
         m = _PROGRESS.search(line)
-        if m:
-            total = m.group("total")
-            loss = m.group("loss")
-            return TrainingProgress(
-                step=int(m.group("step")),
-                total=int(total) if total.isdigit() else None,
-                loss=float(loss) if loss else None,
-            )
+        if not m:
+            continue
+        step, total, loss = m.group("step"), m.group("total"), m.group("loss")
+        if len(step) > 18 or len(total) > 18:
+            continue  # not a step count anyone trains for
+        value = float(loss) if loss else None
+        return TrainingProgress(
+            step=int(step),
+            total=int(total) if total.isdigit() else None,
+            loss=value if value is not None and math.isfinite(value) else None,
+        )
     return None
+
+
+def _controller_uid(obj: dict[str, Any]) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            uid = ref.get("uid")
+            return str(uid) if uid else None
+    return None
+
+
+def _controlled_by(objects: list[dict[str, Any]], owner_uid: str | None) -> list[dict[str, Any]]:
+    """The objects whose controller is ``owner_uid``: names and labels can be copied by
+    anyone who may create a Job or a Pod in the namespace, a controller's uid cannot."""
+    if not owner_uid:
+        return objects  # an owner without uid (a test double): fall back to labels
+    return [o for o in objects if _controller_uid(o) == owner_uid]
 
 
 def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -81,14 +107,17 @@ def _job_state(api: KubeApi, ns: str, job: dict[str, Any], pods: list[dict[str, 
     failed = conds.get("Failed", {}).get("status") == "True"
     labels = meta.get("labels") or {}
     name = meta["name"]
-    mine = [
-        p
-        for p in pods
-        if (p["metadata"].get("labels") or {}).get(
-            "batch.kubernetes.io/job-name", (p["metadata"].get("labels") or {}).get("job-name")
-        )
-        == name
-    ]
+    if meta.get("uid"):
+        mine = _controlled_by(pods, meta["uid"])
+    else:  # a Job without uid (a test double): its pods by the job-name label
+        mine = [
+            p
+            for p in pods
+            if (p["metadata"].get("labels") or {}).get(
+                "batch.kubernetes.io/job-name", (p["metadata"].get("labels") or {}).get("job-name")
+            )
+            == name
+        ]
     mine.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
     message = exit_code = None
     for pod in reversed(mine):
@@ -102,7 +131,10 @@ def _job_state(api: KubeApi, ns: str, job: dict[str, Any], pods: list[dict[str, 
     if component == "training" and not (complete or failed):
         running = [p for p in mine if (p.get("status") or {}).get("phase") == "Running"]
         if running:
-            progress = parse_progress(api.pod_log(ns, running[-1]["metadata"]["name"], 30))
+            try:
+                progress = parse_progress(api.pod_log(ns, running[-1]["metadata"]["name"], 30))
+            except Exception as exc:  # progress is a nicety: never let it break observe()
+                log.debug("no training progress from %s: %s", name, exc)
     reason = conds.get("Failed", {}).get("reason") or conds.get("Failed", {}).get("message")
     return JobState(
         name=name,
@@ -197,7 +229,8 @@ def observe(api: KubeApi, llm: LLM, registry: Callable[[], Registry]) -> Observe
     selector = f"{LABEL_LLM}={llm.name}"
     pods = api.list("Pod", ns, selector)
     jobs = {
-        j["metadata"]["name"]: _job_state(api, ns, j, pods) for j in api.list("Job", ns, selector)
+        j["metadata"]["name"]: _job_state(api, ns, j, pods)
+        for j in _controlled_by(api.list("Job", ns, selector), llm.uid)
     }
     deployments = {
         d["metadata"]["name"]: _deployment_state(d, pods)

@@ -1,8 +1,9 @@
 """MLflow registry webhooks: verify a delivery, then reconcile the LLMs that use the model.
 
-Verification is a pure function: an unsigned delivery, a bad signature, or one whose
-timestamp is outside the tolerance window (a replay) is refused with 401. The signature is
-MLflow's: `v1,<base64 HMAC-SHA256(secret, "{delivery_id}.{timestamp}.{body}")>`. The
+Verification is a pure function: an unsigned delivery, a bad or non-ASCII signature, a
+timestamp that is not a finite number or lies outside the tolerance window, and a delivery
+id already accepted within that window (a replay) are all refused with 401. The signature
+is MLflow's: `v1,<base64 HMAC-SHA256(secret, "{delivery_id}.{timestamp}.{body}")>`. The
 polling timer stays as a fallback, so a lost delivery only delays a rollout.
 """
 
@@ -14,7 +15,10 @@ import hashlib
 import hmac
 import json
 import logging
+import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +31,7 @@ from kubellm.registry import Registry
 
 __all__ = [
     "MODEL_EVENTS",
+    "DeliveryLog",
     "RegistryEvent",
     "WebhookRejected",
     "build_app",
@@ -42,6 +47,7 @@ SIGNATURE_HEADER = "X-MLflow-Signature"
 TIMESTAMP_HEADER = "X-MLflow-Timestamp"
 DELIVERY_HEADER = "X-MLflow-Delivery-Id"
 TOLERANCE_SECONDS = 300
+MAX_DELIVERY_ID = 200
 MODEL_EVENTS = ("model_version.created", "model_version_alias.created")
 
 
@@ -58,6 +64,34 @@ class RegistryEvent:
     alias: str | None
 
 
+class DeliveryLog:
+    """Delivery ids accepted recently: a second delivery with the same id is a replay.
+
+    A timestamp may lie up to the tolerance in the future, so a delivery stays acceptable
+    for twice the tolerance after it arrived; ids older than that need no memory, the
+    timestamp check refuses them. Bounded: past ``max_entries`` the oldest are forgotten
+    (only correctly signed deliveries get here)."""
+
+    def __init__(self, ttl: float = 2 * TOLERANCE_SECONDS, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, delivery_id: str, now: float) -> bool:
+        """Record ``delivery_id``; False when it was already seen within the window."""
+        with self._lock:
+            while self._seen:
+                oldest, at = next(iter(self._seen.items()))
+                if now - at <= self.ttl and len(self._seen) < self.max_entries:
+                    break
+                del self._seen[oldest]
+            if delivery_id in self._seen:
+                return False
+            self._seen[delivery_id] = now
+            return True
+
+
 def sign(secret: str, delivery_id: str, timestamp: str, body: str) -> str:
     digest = hmac.new(
         secret.encode(), f"{delivery_id}.{timestamp}.{body}".encode(), hashlib.sha256
@@ -72,24 +106,34 @@ def verify(
     *,
     now: float | None = None,
     tolerance: float = TOLERANCE_SECONDS,
+    deliveries: DeliveryLog | None = None,
 ) -> None:
-    """Raise `WebhookRejected` unless the delivery is signed with ``secret`` and fresh."""
+    """Raise `WebhookRejected` unless the delivery is signed with ``secret``, fresh and
+    (given ``deliveries``) not seen before."""
     lower = {k.lower(): v for k, v in headers.items()}
     signature = lower.get(SIGNATURE_HEADER.lower())
     timestamp = lower.get(TIMESTAMP_HEADER.lower())
     delivery = lower.get(DELIVERY_HEADER.lower())
     if not signature or not timestamp or not delivery:
         raise WebhookRejected("unsigned delivery: signature, timestamp and delivery id required")
+    if not (signature.isascii() and timestamp.isascii() and delivery.isascii()):
+        raise WebhookRejected("signature, timestamp and delivery id must be ASCII")
+    if len(delivery) > MAX_DELIVERY_ID:
+        raise WebhookRejected(f"delivery id longer than {MAX_DELIVERY_ID} characters")
     try:
         sent = float(timestamp)
     except ValueError as exc:
-        raise WebhookRejected(f"bad timestamp {timestamp!r}") from exc
+        raise WebhookRejected(f"bad timestamp {timestamp[:40]!r}") from exc
+    if not math.isfinite(sent):
+        raise WebhookRejected(f"bad timestamp {timestamp[:40]!r}: not a finite number")
     current = time.time() if now is None else now
     if abs(current - sent) > tolerance:
-        raise WebhookRejected(f"stale delivery: timestamp {timestamp} is {current - sent:.0f}s off")
+        raise WebhookRejected(f"stale delivery: timestamp {sent:.0f} is {current - sent:.0f}s off")
     expected = sign(secret, delivery, timestamp, body)
-    if not hmac.compare_digest(expected, signature.strip()):
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         raise WebhookRejected("signature mismatch")
+    if deliveries is not None and not deliveries.remember(delivery, current):
+        raise WebhookRejected(f"replayed delivery {delivery!r}: already accepted")
 
 
 def parse_event(body: str) -> RegistryEvent:
@@ -113,6 +157,7 @@ def build_app(
     reconcile: Callable[[str, str, str], Any],
 ) -> web.Application:
     """The operator's HTTP app: `/webhooks/mlflow`, `/metrics`, `/healthz`."""
+    deliveries = DeliveryLog()
 
     async def mlflow_hook(request: web.Request) -> web.Response:
         body = await request.text()
@@ -120,7 +165,7 @@ def build_app(
             WEBHOOKS.labels("disabled").inc()
             return web.json_response({"error": "webhooks are disabled (no secret)"}, status=403)
         try:
-            verify(secret, dict(request.headers), body)
+            verify(secret, dict(request.headers), body, deliveries=deliveries)
             event = parse_event(body)
         except WebhookRejected as exc:
             WEBHOOKS.labels("rejected").inc()

@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
         description=(
             "Download models:/NAME/VERSION or models:/NAME@ALIAS into DIR (init container "
             "of serving pods). Prints the folder that holds config.json. Exit 3: not found; "
-            "4: registry unreachable."
+            "4: registry unreachable; 5: no space left on the local disk."
         ),
     )
     fetch.add_argument("uri", help="models:/NAME/VERSION or models:/NAME@ALIAS")
@@ -137,7 +137,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_fetch_model(args: argparse.Namespace) -> int:
-    from kubellm.registry import ModelNotFound, RegistryError, RegistryUnavailable
+    from kubellm.registry import DiskFull, ModelNotFound, RegistryError, RegistryUnavailable
     from kubellm.serving.loading import fetch_model
     from kubellm.termination import write_termination_message
 
@@ -151,6 +151,10 @@ def run_fetch_model(args: argparse.Namespace) -> int:
         print(f"kubellm fetch-model: not found: {exc}", file=sys.stderr)
         write_termination_message({"component": "fetch-model", "error": str(exc)})
         return 3
+    except DiskFull as exc:
+        print(f"kubellm fetch-model: {exc}", file=sys.stderr)
+        write_termination_message({"component": "fetch-model", "error": str(exc)})
+        return 5
     except (RegistryUnavailable, RegistryError) as exc:
         print(f"kubellm fetch-model: registry error: {exc}", file=sys.stderr)
         write_termination_message({"component": "fetch-model", "error": str(exc)})

@@ -5,7 +5,8 @@ Whatever happens, the process ends with a JSON summary in the termination-messag
 
     0  trained and registered            3  the registry cannot be reached (retry later)
     1  training failed unexpectedly      4  quality gate missed: nothing registered
-    2  bad input (spec must change)      143 terminated (SIGTERM)
+    2  bad input (spec must change)      5  no space left on the local disk
+                                         143 terminated (SIGTERM)
 
 On failure stderr's last line is one line naming the cause.
 """
@@ -13,6 +14,7 @@ On failure stderr's last line is one line naming the cause.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import re
@@ -21,6 +23,7 @@ import sys
 from types import FrameType
 from typing import Any
 
+from kubellm.redaction import redact
 from kubellm.training.options import add_arguments
 
 __all__ = ["EXIT_CODES", "register", "run"]
@@ -33,6 +36,7 @@ EXIT_CODES = {
     "bad_input": 2,
     "registry_unavailable": 3,
     "quality_gate": 4,
+    "disk_full": 5,
     "terminated": 143,
 }
 
@@ -54,17 +58,31 @@ def register(subparsers: Any) -> None:
 
 def error_kind(exc: BaseException) -> str:
     """The summary's ``error_kind`` (and so the exit code) of an exception."""
-    from kubellm.registry import RegistryUnavailable
+    from kubellm.registry import DiskFull, RegistryUnavailable
     from kubellm.training.errors import TrainError
     from kubellm.training.job import Terminated
 
     if isinstance(exc, Terminated | KeyboardInterrupt):
         return "terminated"
+    if isinstance(exc, DiskFull) or _no_space_left(exc):
+        return "disk_full"
     if isinstance(exc, RegistryUnavailable):
         return "registry_unavailable"
     if isinstance(exc, TrainError):
         return exc.kind
     return "training_failed"
+
+
+def _no_space_left(exc: BaseException) -> bool:
+    """ENOSPC anywhere in the chain (a checkpoint, a download, MLflow's temporary files)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def one_line(exc: BaseException) -> str:
@@ -79,7 +97,7 @@ def unreachable_message(tracking_uri: str, detail: str) -> str:
         r"(timed out|Max retries exceeded|Connection \w+)", detail
     )
     reason = found.group(1).strip() if found else detail[:200]
-    return f"MLflow registry at {tracking_uri} cannot be reached ({reason})"
+    return redact(f"MLflow registry at {tracking_uri} cannot be reached ({reason})")
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -128,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         message = one_line(exc)
         if kind == "registry_unavailable":
             message = unreachable_message(opts.tracking_uri, message)
+        elif kind == "disk_full" and "disk full" not in message:
+            message = f"no space left on the local disk (disk full): {message}"
+        message = redact(message)
         print(f"kubellm train: error: {message}", file=sys.stderr, flush=True)
         _report(
             {
