@@ -163,8 +163,8 @@ class System:
         while time.monotonic() < deadline:
             try:
                 last = predicate()
-            except (AssertionError, KeyError, ValueError) as exc:
-                last = exc
+            except (AssertionError, LookupError, TypeError, AttributeError, ValueError) as exc:
+                last = exc  # a field not written yet (None["x"], None.get) is "not yet" too
             if last and not isinstance(last, Exception):
                 return last
             time.sleep(interval)

@@ -21,16 +21,31 @@ needs_kubectl = pytest.mark.skipif(
 )
 
 
+#: what reading a not-yet-populated object raises (``obj["status"]`` before a controller
+#: wrote one, ``None.get`` on an absent field): while polling, that means "not yet"
+NOT_YET = (LookupError, TypeError, AttributeError)
+
+
 def wait_for(
     fn: Callable[[], T], timeout: float = 15.0, interval: float = 0.1, what: str = ""
 ) -> T:
-    """Poll `fn` until it returns a truthy value; fail with the last value after `timeout`."""
+    """Poll `fn` until it returns a truthy value; fail with the last value after `timeout`.
+
+    Objects fill in over time (a Pod has no ``status`` until the kubelet saw it, an HPA none
+    until its controller's first pass, later still on a busy machine): a lookup in a field
+    that is not there yet counts as "not yet", and is reported if it is still the last
+    outcome at the deadline.
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
+        try:
+            last = fn()
+        except NOT_YET as exc:
+            last = exc
+        else:
+            if last:
+                return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what or fn}: last value {last!r}")
 
@@ -122,8 +137,14 @@ def job(name: str, script: str, **spec: Any) -> dict[str, Any]:
 
 
 def condition(obj: Any, ctype: str) -> dict[str, Any] | None:
-    status = obj.get("status") if isinstance(obj, dict) else obj.status
-    conds = (status or {}).get("conditions") if isinstance(status, dict) else status.conditions
+    """The condition ``ctype`` of an API object (a dict or a client model), or None while the
+    object, its ``status`` or its conditions are not there yet."""
+    if obj is None:
+        return None
+    status = obj.get("status") if isinstance(obj, dict) else getattr(obj, "status", None)
+    if status is None:
+        return None
+    conds = status.get("conditions") if isinstance(status, dict) else status.conditions
     for c in conds or []:
         c = c if isinstance(c, dict) else c.to_dict()
         if c.get("type") == ctype:
