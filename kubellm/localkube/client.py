@@ -102,7 +102,7 @@ class WatchExpired(Exception):
 
 
 class KubeClient:
-    """Async JSON client for one API server (no auth: localkube needs none)."""
+    """Async JSON client for one API server (bearer token and/or TLS client certificate)."""
 
     def __init__(
         self,
@@ -110,19 +110,25 @@ class KubeClient:
         *,
         user_agent: str = "localkube-controllers",
         ssl_context: ssl.SSLContext | None = None,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.user_agent = user_agent
         #: TLS with a client certificate for a real kube-apiserver (None: plain HTTP)
         self.ssl_context = ssl_context
+        #: sent as `Authorization: Bearer <token>` (localkube's API server requires one)
+        self.token = token
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
+            if self.token:
+                headers["Authorization"] = f"Bearer {self.token}"
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self.ssl_context or True),
-                headers={"User-Agent": self.user_agent, "Accept": "application/json"},
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=None),
             )
         return self._session

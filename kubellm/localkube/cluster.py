@@ -6,6 +6,13 @@ kube-controller-manager shares its informer factory) and starts the scheduler+ku
 ReplicaSet, Deployment, Job and HPA controllers and the service proxy. Stopping it stops
 every process the kubelet started.
 
+Each cluster takes its own address blocks (a :class:`~kubellm.localkube.instances.Claim`,
+so that clusters running at the same time never share a pod IP or a cluster IP), its own
+random bearer token and CA (written into a 0600 kubeconfig; the API server speaks HTTPS and
+answers 401 without the token), and a :class:`~kubellm.localkube.lifetime.Guard` that tags
+every pod process: if the process running the cluster dies without stopping it, even by
+SIGKILL, the guard's watchdog stops them all.
+
 Pod-process faults are reachable from Python (`cluster.pod_faults`) and over HTTP:
 `POST /_localkube/pod-faults` with a :class:`PodFault` as JSON (`{"kind": "crash",
 "namePrefix": "web-", "after": 1}`) adds one and answers it with its `id`;
@@ -25,6 +32,8 @@ from typing import Any
 from aiohttp import web
 
 from kubellm.localkube.apiserver import ApiServer
+from kubellm.localkube.apiserver.auth import new_token, write_private
+from kubellm.localkube.apiserver.certs import generate as generate_certs
 from kubellm.localkube.client import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -43,6 +52,8 @@ from kubellm.localkube.controllers.faults import PodFault, PodFaults
 from kubellm.localkube.controllers.jobs import JobController
 from kubellm.localkube.controllers.kubelet import Kubelet
 from kubellm.localkube.controllers.replicasets import ReplicaSetController
+from kubellm.localkube.instances import Claim, claim_blocks
+from kubellm.localkube.lifetime import Guard
 from kubellm.localkube.networking import IpPool, ServiceProxy, loopback_aliases_work
 
 __all__ = ["LocalCluster"]
@@ -92,7 +103,13 @@ class _ApiServer(ApiServer):
 
 
 class LocalCluster:
-    """A whole local cluster; use `async with LocalCluster(workdir) as cluster:`."""
+    """A whole local cluster; use `async with LocalCluster(workdir) as cluster:`.
+
+    `claim` (address blocks) and `guard` (process lifetime) are taken over from the caller
+    when given (`kubellm localkube up` makes them for the whole process); otherwise the
+    cluster claims free blocks when constructed and makes its guard when started, and
+    releases both in `stop()`.
+    """
 
     def __init__(
         self,
@@ -103,8 +120,9 @@ class LocalCluster:
         state_file: Path | None = None,
         kubeconfig_path: Path | None = None,
         time_scale: float = 1.0,
-        service_cidr: str = "127.96.0.0/16",
-        pod_cidr: str = "127.64.0.0/10",
+        claim: Claim | None = None,
+        guard: Guard | None = None,
+        allow_non_loopback: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.kubeconfig_path = kubeconfig_path or self.workdir / "kubeconfig"
@@ -113,15 +131,29 @@ class LocalCluster:
         self.aliases = loopback_aliases_work()
         if not self.aliases:
             log.warning("this host allows only 127.0.0.1: pods share it, services use free ports")
-        self.server = _ApiServer(
-            host,
-            port,
-            state_file=state_file,
-            log_dir=self.workdir / "logs",
-            service_cidr=service_cidr,
-            pod_faults=self.pod_faults,
-        )
-        self.ip_pool = IpPool(pod_cidr, aliases=self.aliases)
+        self.token = new_token()
+        self.tls = generate_certs(self.workdir / "pki", [host])
+        self._own_claim = claim is None
+        self.claim = claim if claim is not None else claim_blocks(aliases=self.aliases)
+        self.blocks = self.claim.blocks
+        try:
+            self.server = _ApiServer(
+                host,
+                port,
+                state_file=state_file,
+                log_dir=self.workdir / "logs",
+                service_cidr=self.blocks.services,
+                pod_faults=self.pod_faults,
+                token=self.token,
+                tls=self.tls,
+                allow_non_loopback=allow_non_loopback,
+            )
+        except BaseException:
+            self._release_claim()
+            raise
+        self.guard = guard
+        self._own_guard = guard is None
+        self.ip_pool = IpPool(self.blocks.pods, aliases=self.aliases)
         self.client: KubeClient | None = None
         self.informers: dict[str, Informer] = {}
         self.controllers: list[Controller] = []
@@ -133,12 +165,24 @@ class LocalCluster:
     def url(self) -> str:
         return self.server.url
 
+    @property
+    def keep_fds(self) -> tuple[int, ...]:
+        """Descriptors every pod and the watchdog hold: the claim on the address blocks."""
+        fd = self.claim.fileno()
+        return () if fd is None else (fd,)
+
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.guard is None:
+            self.guard = Guard("localkube", keep_fds=self.keep_fds)
         await self.server.start()
-        self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
-        self.kubeconfig_path.write_text(self.server.kubeconfig())
-        client = self.client = KubeClient(self.url, user_agent="localkube-controllers/1.32")
+        write_private(self.kubeconfig_path, self.server.kubeconfig())
+        client = self.client = KubeClient(
+            self.url,
+            user_agent="localkube-controllers/1.32",
+            token=self.token,
+            ssl_context=self.tls.client_context(),
+        )
         inf = self.informers = {
             r.plural: Informer(client, r)
             for r in (PODS, SERVICES, CONFIGMAPS, SECRETS, REPLICASETS, DEPLOYMENTS, JOBS, HPAS)
@@ -156,6 +200,8 @@ class LocalCluster:
             faults=self.pod_faults,
             kubeconfig=self.kubeconfig_path,
             api_url=self.url,
+            guard=self.guard,
+            keep_fds=self.keep_fds,
         )
         self.hpa = HpaController(
             client, inf["horizontalpodautoscalers"], inf["pods"], self.clock, pids=self.kubelet.pids
@@ -174,7 +220,13 @@ class LocalCluster:
         for c in self.controllers:
             c.start()
         self.proxy.start()
-        log.info("localkube cluster up at %s (workdir %s)", self.url, self.workdir)
+        log.info(
+            "localkube cluster up at %s (workdir %s; pods %s, services %s)",
+            self.url,
+            self.workdir,
+            self.blocks.pods,
+            self.blocks.services,
+        )
 
     async def stop(self) -> None:
         for c in reversed(self.controllers):
@@ -187,7 +239,19 @@ class LocalCluster:
         if self.client is not None:
             await self.client.close()
         await self.server.stop()
+        if self.guard is not None and self._own_guard:
+            leaked = await asyncio.to_thread(self.guard.close)
+            if leaked:
+                log.warning(
+                    "stopped %d process(es) that outlived their pods: %s", len(leaked), leaked
+                )
+            self.guard = None
+        self._release_claim()
         log.info("localkube cluster stopped")
+
+    def _release_claim(self) -> None:
+        if self._own_claim:
+            self.claim.release()
 
     async def __aenter__(self) -> LocalCluster:
         await self.start()

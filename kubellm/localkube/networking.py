@@ -1,13 +1,15 @@
 """Networking on loopback: pod IPs and the service proxy.
 
 Linux routes the whole of 127.0.0.0/8 to the loopback interface, so every Pod gets its own
-address (127.64.x.y, `status.podIP`) and binds its ports there: three replicas can all
-listen on port 8000 as they do on a cluster. Manifests pass `--host $(POD_IP)` with
-`POD_IP` from the downward API (`fieldRef: status.podIP`), which works unchanged on a real
-cluster. Each Service has a cluster IP (127.96.x.y, allocated by the API server) and this
-module's proxy listens on `clusterIP:port` and forwards each TCP connection round-robin to
-a ready endpoint (`podIP:targetPort`), re-reading the endpoints on every connection, the
-job kube-proxy does with iptables.
+address (`status.podIP`, from its instance's pod block, 127.64.x.y for the first instance)
+and binds its ports there: three replicas can all listen on port 8000 as they do on a
+cluster. Manifests pass `--host $(POD_IP)` with `POD_IP` from the downward API
+(`fieldRef: status.podIP`), which works unchanged on a real cluster. Each Service has a
+cluster IP (from the service block, 127.96.x.y for the first instance, allocated by the API
+server) and this module's proxy listens on `clusterIP:port` and forwards each TCP connection
+round-robin to a ready endpoint (`podIP:targetPort`), re-reading the endpoints on every
+connection, the job kube-proxy does with iptables. Instances running at the same time use
+disjoint blocks (see :mod:`kubellm.localkube.instances`).
 
 Where a platform only allows 127.0.0.1 (macOS without `ifconfig lo0 alias`), pods all get
 127.0.0.1 (so replicas must use distinct ports) and each service port is served on a free
@@ -49,9 +51,13 @@ def loopback_aliases_work(probe_ip: str = "127.64.0.1") -> bool:
 
 
 class IpPool:
-    """Hands out pod IPs from a loopback CIDR, reusing an address only after release."""
+    """Hands out pod IPs from a loopback CIDR, reusing an address only after release.
 
-    def __init__(self, cidr: str = "127.64.0.0/10", *, aliases: bool = True) -> None:
+    The network and broadcast addresses of the CIDR are never handed out (an instance
+    claims its blocks on the broadcast address).
+    """
+
+    def __init__(self, cidr: str = "127.64.0.0/16", *, aliases: bool = True) -> None:
         self.network = ipaddress.IPv4Network(cidr)
         self.aliases = aliases
         self._by_owner: dict[str, str] = {}

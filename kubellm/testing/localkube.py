@@ -12,9 +12,11 @@ Use in a conftest::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kubellm.localkube.apiserver.auth import Credentials, read_credentials
+from kubellm.localkube.lifetime import die_with_parent
 
 __all__ = ["Cluster", "kubectl_binary", "local_cluster", "localkube"]
 
@@ -63,6 +68,12 @@ class Cluster:
     admin_url: str = ""
     #: the API server's version, e.g. "v1.37.2" (real control plane only)
     version: str = ""
+    #: the bearer token and CA from the kubeconfig (localkube's API server requires them)
+    token: str = ""
+    ca_pem: str = ""
+    #: the address blocks this instance took (pod IPs and Service cluster IPs come from them)
+    pod_cidr: str = ""
+    service_cidr: str = ""
 
     @property
     def description(self) -> str:
@@ -89,16 +100,23 @@ class Cluster:
             timeout=timeout,
             check=check,
             input=input,
+            preexec_fn=die_with_parent(signal.SIGKILL),
         )
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
-        """Call a `/_localkube/...` admin endpoint (faults, pod-faults)."""
+        """Call a `/_localkube/...` admin endpoint (faults, pod-faults), with the token."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request((self.admin_url or self.url) + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(req, timeout=10, context=self.ssl_context()) as resp:
             text = resp.read().decode()
         return json.loads(text) if text.strip().startswith(("{", "[")) else text
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """Trusts the cluster's CA (localkube serves HTTPS with a CA of its own)."""
+        return ssl.create_default_context(cadata=self.ca_pem) if self.ca_pem else None
 
     def add_pod_fault(self, **fault: Any) -> dict[str, Any]:
         """e.g. `add_pod_fault(kind="crash", namePrefix="web-", after=0.5)`."""
@@ -117,9 +135,11 @@ class Cluster:
         return client.ApiClient(cfg)
 
 
-def _healthy(url: str) -> bool:
+def _healthy(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url + "/_localkube/healthz", timeout=1) as resp:
+        with urllib.request.urlopen(
+            url + "/_localkube/healthz", timeout=1, context=context
+        ) as resp:
             return bool(resp.status == 200)
     except (OSError, urllib.error.URLError):
         return False
@@ -146,6 +166,9 @@ def local_cluster(
 ) -> Iterator[Cluster]:
     """Start `python -m kubellm localkube up` in `tmp_dir`; stop it and check for leaks.
 
+    The cluster dies with the thread that calls this (PR_SET_PDEATHSIG), so a test run that
+    is killed takes its cluster with it.
+
     `control_plane="real"` runs kube-apiserver, controller-manager, scheduler and etcd (built
     by `make realkube`) with localkube's kubelet as the node, instead of the emulator.
     """
@@ -155,8 +178,7 @@ def local_cluster(
     workdir = Path(tmp_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     kubeconfig = workdir / "kubeconfig"
-    state = workdir / "localkube.json"
-    state.unlink(missing_ok=True)
+    state = workdir / "localkube.json"  # a dead instance's state is cleared by `up` itself
     log = open(workdir / "localkube.log", "ab")  # noqa: SIM115 - closed in finally
     cmd = [
         sys.executable,
@@ -176,10 +198,17 @@ def local_cluster(
         control_plane,
         *extra_args,
     ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent(signal.SIGKILL),
+    )
     try:
         deadline = time.monotonic() + startup_timeout
-        url = admin_url = version = ""
+        url = admin_url = version = pod_cidr = service_cidr = ""
+        credentials: Credentials | None = None
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(
@@ -188,16 +217,21 @@ def local_cluster(
             if state.exists():
                 try:
                     recorded = json.loads(state.read_text())
-                    url = recorded["url"]
+                    url = recorded["url"] if recorded.get("pid") == proc.pid else ""
                     admin_url = recorded.get("adminUrl") or url
                     version = recorded.get("version") or ""
+                    pod_cidr = recorded.get("podCIDR") or ""
+                    service_cidr = recorded.get("serviceCIDR") or ""
                 except (ValueError, KeyError):
                     url = ""
-                if url and _healthy(admin_url):
+                with contextlib.suppress(OSError, ValueError):
+                    credentials = read_credentials(kubeconfig) if url else None
+                if url and credentials and _healthy(admin_url, credentials.ssl_context()):
                     break
             time.sleep(0.1)
         else:
             raise RuntimeError(f"localkube did not become healthy in {startup_timeout}s")
+        assert credentials is not None
         yield Cluster(
             kubeconfig_path=kubeconfig,
             url=url,
@@ -206,6 +240,10 @@ def local_cluster(
             control_plane=control_plane,
             admin_url=admin_url,
             version=version,
+            token=credentials.token,
+            ca_pem=credentials.ca_pem,
+            pod_cidr=pod_cidr,
+            service_cidr=service_cidr,
         )
     finally:
         children = _descendants(proc.pid)

@@ -27,6 +27,14 @@ Division of labour with the simulated controllers (`kubellm.localkube.controller
 * Garbage collection by ownerReferences (background, foreground, orphan; Jobs default to
   orphan) and namespace/CRD teardown run inside the server.
 
+Authentication (:mod:`.auth`): with a `token`, every request but the health endpoints and
+`/version` must carry `Authorization: Bearer <token>` (401 otherwise), and the kubeconfig
+carries the token. With `tls` (:mod:`.certs`) the server speaks HTTPS and the kubeconfig
+carries its CA: kubectl sends a kubeconfig's token only to an `https://` server.
+`LocalCluster` always sets both. Without them (in-process tests that drive the server
+directly) the server trusts whoever reaches it over plain HTTP. Either way it listens only
+on a loopback address unless `allow_non_loopback` is set.
+
 Fault injection: :attr:`ApiServer.faults` (a :class:`FaultInjector`), also reachable as
 `POST /_localkube/faults` with the JSON bodies documented in :mod:`.faults`.
 `GET /_localkube/healthz` answers "ok". Each request is logged at INFO on the logger
@@ -35,6 +43,7 @@ Fault injection: :attr:`ApiServer.faults` (a :class:`FaultInjector`), also reach
 
 from __future__ import annotations
 
+import base64
 import logging
 import socket
 from pathlib import Path
@@ -43,6 +52,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from .auth import bearer_auth, check_host
+from .certs import ServingCert
 from .collecting import Collector
 from .crds import kind_from_crd
 from .engine import Engine
@@ -69,8 +80,14 @@ class ApiServer:
         state_file: Path | None = None,
         log_dir: Path | None = None,
         service_cidr: str = "127.96.0.0/16",
+        token: str | None = None,
+        tls: ServingCert | None = None,
+        allow_non_loopback: bool = False,
     ) -> None:
+        check_host(host, allow_non_loopback=allow_non_loopback)
         self.host = host
+        self.token = token
+        self.tls = tls
         self.port = port
         self.url = ""
         self.log_dir = log_dir
@@ -87,7 +104,10 @@ class ApiServer:
 
     # -- lifecycle -------------------------------------------------------------------
     def build_app(self) -> web.Application:
-        app = web.Application(middlewares=[log_requests], client_max_size=64 * 1024 * 1024)
+        middlewares: list[Any] = [log_requests]
+        if self.token:
+            middlewares.append(bearer_auth(self.token))
+        app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handlers.dispatch)
         return app
 
@@ -100,9 +120,11 @@ class ApiServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = int(sock.getsockname()[1])
-        site = web.SockSite(self._runner, sock)
+        ssl_context = self.tls.server_context() if self.tls is not None else None
+        site = web.SockSite(self._runner, sock, ssl_context=ssl_context)
         await site.start()
-        self.url = f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        self.url = f"{scheme}://{self.host}:{self.port}"
         log.info("localkube API server listening on %s", self.url)
 
     async def stop(self) -> None:
@@ -114,12 +136,16 @@ class ApiServer:
             self.store.save()
 
     def kubeconfig(self, namespace: str = "default") -> str:
-        """A kubeconfig (YAML text) pointing at this server, no credentials needed."""
+        """A kubeconfig (YAML text) pointing at this server, with its token and CA if any."""
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.tls is not None:
+            ca = base64.b64encode(self.tls.ca_pem.encode()).decode()
+            cluster["certificate-authority-data"] = ca
         config: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "localkube", "cluster": {"server": self.url}}],
-            "users": [{"name": "localkube", "user": {}}],
+            "clusters": [{"name": "localkube", "cluster": cluster}],
+            "users": [{"name": "localkube", "user": {"token": self.token} if self.token else {}}],
             "contexts": [
                 {
                     "name": "localkube",

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import ApiServer
+from .auth import write_private
 
 __all__ = ["ThreadedApiServer"]
 
@@ -69,8 +70,7 @@ class ThreadedApiServer:
         return self.server.url
 
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
-        path.write_text(self.server.kubeconfig(namespace))
-        return path
+        return write_private(path, self.server.kubeconfig(namespace))
 
     def __enter__(self) -> ThreadedApiServer:
         return self.start()

@@ -12,6 +12,9 @@ Host environment: a container inherits the emulator's environment (so `python` a
 `kubellm` resolve to the same interpreter: its directory is put first on PATH), then gets
 HOSTNAME, service links, KUBECONFIG for this cluster and KUBELLM_TERMINATION_LOG, then the
 Pod's `envFrom`/`env`. `KUBELLM_MOUNTS` (JSON) maps each mountPath to its local directory.
+Each container process is tied to the cluster's lifetime: the kernel kills it if the
+cluster's process dies, and the cluster's guard tag in its environment lets the watchdog
+find whatever it started in turn.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from kubellm.localkube.controllers.base import Clock, Controller, EventRecorder,
 from kubellm.localkube.controllers.env import Sources
 from kubellm.localkube.controllers.faults import PodFaults
 from kubellm.localkube.controllers.podruntime import PodRuntime
+from kubellm.localkube.lifetime import Guard
 from kubellm.localkube.networking import IpPool
 
 __all__ = ["NODE_NAME", "Kubelet", "PodSetup"]
@@ -86,8 +90,14 @@ class Kubelet(Controller):
         node_name: str = NODE_NAME,
         schedule: bool = True,
         pod_setup: PodSetup | None = None,
+        guard: Guard | None = None,
+        keep_fds: Sequence[int] = (),
     ) -> None:
         super().__init__()
+        #: tags every container process so that it dies with the cluster (see lifetime.py)
+        self.guard = guard
+        #: descriptors each container inherits (the claim on the cluster's address blocks)
+        self.keep_fds = tuple(keep_fds)
         #: the Node this kubelet runs pods for
         self.node_name = node_name
         #: localkube binds unscheduled pods itself; next to a real kube-scheduler it waits
@@ -216,4 +226,4 @@ class Kubelet(Controller):
         elif self.kubeconfig is not None:
             env["KUBECONFIG"] = str(self.kubeconfig)
         env["KUBELLM_LOCALKUBE"] = "1"
-        return env
+        return env if self.guard is None else self.guard.env(env)

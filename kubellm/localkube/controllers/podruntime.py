@@ -34,6 +34,7 @@ from kubellm.localkube.controllers.podstatus import (
 )
 from kubellm.localkube.controllers.probes import ProbeTracker, run_probe
 from kubellm.localkube.controllers.volumes import container_mounts, materialise_volumes
+from kubellm.localkube.lifetime import die_with_parent
 
 if TYPE_CHECKING:
     from kubellm.localkube.controllers.kubelet import Kubelet
@@ -205,6 +206,8 @@ class PodRuntime:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGKILL),
+                pass_fds=self.k.keep_fds,
             )
         return proc, env, cwd
 

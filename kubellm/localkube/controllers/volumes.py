@@ -4,6 +4,10 @@ There are no mount namespaces for a local process, so each volume becomes a dire
 (emptyDir per pod, configMap/secret files written from the objects, a
 persistentVolumeClaim a directory per claim that outlives its pods, hostPath the path
 itself) and the kubelet rewrites the container's references to each `mountPath` onto it.
+
+A Secret's files are created with mode 0600 in a 0700 directory: without a mount namespace
+they lie in the host's filesystem, where other users of the machine must not read them
+(a cluster's default 0644 is safe only inside the container).
 """
 
 from __future__ import annotations
@@ -21,16 +25,30 @@ __all__ = ["container_mounts", "materialise_volumes"]
 JSON = dict[str, Any]
 
 
-def _write_items(target: Path, data: Mapping[str, bytes], items: list[JSON] | None) -> None:
-    target.mkdir(parents=True, exist_ok=True)
+def _write_file(path: Path, content: bytes, mode: int | None) -> None:
+    if mode is None:
+        path.write_bytes(content)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # an existing file keeps its old mode otherwise
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+
+
+def _write_items(
+    target: Path, data: Mapping[str, bytes], items: list[JSON] | None, *, private: bool = False
+) -> None:
+    target.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+    if private:
+        target.chmod(0o700)
     wanted = {i.get("key", ""): i.get("path", i.get("key", "")) for i in items or []}
     for key, content in data.items():
         if items and key not in wanted:
             continue
         rel = str(wanted.get(key) or key)
         path = target / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+        _write_file(path, content, 0o600 if private else None)
     if items:
         missing = set(wanted) - set(data)
         if missing:
@@ -65,7 +83,7 @@ def materialise_volumes(
             if sec is None and not src.get("optional"):
                 raise EnvError(f'secret "{src.get("secretName")}" not found')
             data = {k: base64.b64decode(v) for k, v in ((sec or {}).get("data") or {}).items()}
-            _write_items(local, data, src.get("items"))
+            _write_items(local, data, src.get("items"), private=True)
         elif "persistentVolumeClaim" in vol:
             claim = (vol["persistentVolumeClaim"] or {}).get("claimName", name)
             local = claims_dir / ns / claim

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import urllib.request
 
 from kubellm.testing.localkube import Cluster
@@ -39,7 +40,7 @@ def test_service_cluster_ip_reaches_pods_round_robin_and_survives_pod_deletion(
     apply(localkube, ns, web_deployment())
     apply(localkube, ns, service())
     ip = get(localkube, f"/api/v1/namespaces/{ns}/services/web")["spec"]["clusterIP"]
-    assert ip.startswith("127.96.")
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(localkube.service_cidr)
     url = f"http://{ip}:80/"
     wait_for(lambda: ready_pods(localkube, ns), what="a ready pod")
     first = wait_for(lambda: _try(url), what="service answering")
@@ -62,7 +63,8 @@ def test_pods_get_distinct_loopback_ips_and_bind_them(localkube: Cluster, ns: st
     apply(localkube, ns, web_deployment(replicas=2))
     wait_for(lambda: len(ready_pods(localkube, ns)) == 2, what="2 ready pods")
     ips = {p["status"]["podIP"] for p in pods(localkube, ns, "app=web")}
-    assert len(ips) == 2 and all(ip.startswith("127.64.") for ip in ips)
+    block = ipaddress.ip_network(localkube.pod_cidr)
+    assert len(ips) == 2 and all(ipaddress.ip_address(ip) in block for ip in ips)
     names = {fetch(f"http://{ip}:8000/") for ip in ips}
     assert names == set(ready_pods(localkube, ns))
 
