@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "kubellm.training.cli",  # train
     "kubellm.serving.cli",  # serve, fetch-model
     "kubellm.loadtests.cli",  # loadtest
+    "kubellm.gateway.cli",  # gateway
     "kubellm.localkube.cli",  # localkube
     "kubellm.demo",  # demo
 )
