@@ -42,6 +42,8 @@ from kubellm.loadtests.openai_wire import (
     chat_body,
     completion_body,
     empty_generation,
+    finish_reason,
+    model_stopped,
     response_text,
     response_tokens,
 )
@@ -132,7 +134,8 @@ class OpenAIUser(FastHttpUser):
             except ValueError:
                 resp.failure("response is not JSON")
                 return
-            empty = empty_generation(bool(response_text(data)), PLAN.max_tokens)
+            stopped = model_stopped(finish_reason(data), response_tokens(data))
+            empty = empty_generation(bool(response_text(data)), PLAN.max_tokens, stopped)
             if empty:
                 resp.failure(empty)
                 return
@@ -169,7 +172,8 @@ class OpenAIUser(FastHttpUser):
             if not tally.done:
                 resp.failure("stream ended without data: [DONE]")
                 return
-            empty = empty_generation(tally.content_chunks > 0, PLAN.max_tokens)
+            stopped = model_stopped(tally.finish_reason, tally.usage_tokens)
+            empty = empty_generation(tally.content_chunks > 0, PLAN.max_tokens, stopped)
             if empty:
                 resp.failure(empty)
                 return

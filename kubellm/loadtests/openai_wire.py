@@ -22,6 +22,8 @@ __all__ = [
     "chat_body",
     "completion_body",
     "empty_generation",
+    "finish_reason",
+    "model_stopped",
     "response_text",
     "response_tokens",
 ]
@@ -83,11 +85,28 @@ def response_text(body: Any) -> str:
     return text
 
 
-def empty_generation(generated_text: bool, max_tokens: int) -> str | None:
+def model_stopped(finish_reason: str | None, completion_tokens: int | None) -> bool:
+    """The model itself ended the answer: it generated a token (its end-of-sequence token)
+    and the server says it stopped there. Empty text is then the model's answer."""
+    return finish_reason == "stop" and (completion_tokens or 0) >= 1
+
+
+def finish_reason(body: Any) -> str | None:
+    """The first choice's finish_reason, if the body has one."""
+    if not isinstance(body, dict):
+        return None
+    for choice in body.get("choices") or ():
+        if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
+            return str(choice["finish_reason"])
+    return None
+
+
+def empty_generation(generated_text: bool, max_tokens: int, stopped: bool = False) -> str | None:
     """Why an HTTP 200 answer is still a failure: it generated no text although the request
-    asked for tokens. A server that answers every request instantly with nothing would
-    otherwise pass any latency objective. None when the answer is acceptable."""
-    if generated_text or max_tokens == 0:
+    asked for tokens, and the model did not end it (`stopped`: see `model_stopped`). A server
+    that answers every request instantly with nothing would otherwise pass any latency
+    objective. None when the answer is acceptable."""
+    if generated_text or max_tokens == 0 or stopped:
         return None
     return f"HTTP 200 with no generated text (max_tokens={max_tokens})"
 
@@ -120,6 +139,7 @@ class StreamTally:
     token_times: list[float] = field(default_factory=list)
     content_chunks: int = 0
     usage_tokens: int | None = None
+    finish_reason: str | None = None
     done: bool = False
     error: str | None = None
     bytes_read: int = 0
@@ -149,6 +169,7 @@ class StreamTally:
         tokens = response_tokens(event)
         if tokens is not None:
             self.usage_tokens = tokens
+        self.finish_reason = finish_reason(event) or self.finish_reason
         if _chunk_text(event):
             self.content_chunks += 1
             if self.first_token_at is None:

@@ -80,6 +80,7 @@ def test_apply_trains_gates_and_promotes_version_1(system: System) -> None:
         "Trained": "True",
         "CandidateReady": "False",
         "LoadTestPassed": "True",
+        "ProductionAliasDrift": "False",
         "Ready": "True",
     }
     assert status["observedGeneration"] == system.llm(NAME)["metadata"]["generation"]
