@@ -30,6 +30,7 @@ from typing import Any
 
 from kubellm.localkube.client import PODS, ApiError, KubeClient
 from kubellm.localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
+from kubellm.localkube.controllers.dns import ClusterDns
 from kubellm.localkube.controllers.env import Sources
 from kubellm.localkube.controllers.faults import PodFaults
 from kubellm.localkube.controllers.podruntime import PodRuntime
@@ -118,6 +119,12 @@ class Kubelet(Controller):
         self.kubeconfig = kubeconfig
         self.api_url = api_url
         self.runtimes: dict[Key, PodRuntime] = {}
+        #: cluster names for the containers (see dns.py)
+        self.dns = (
+            ClusterDns(services, pods, workdir / "cluster-dns.json")
+            if services is not None
+            else None
+        )
         self.recorder = EventRecorder(client, "kubelet")
         self.scheduler_events = EventRecorder(client, "default-scheduler")
         pods.add_handler(self.enqueue_obj)
@@ -183,7 +190,14 @@ class Kubelet(Controller):
                 PODS, meta["namespace"], meta["name"], grace_period_seconds=0, uid=meta.get("uid")
             )
 
+    def start(self) -> None:
+        super().start()
+        if self.dns is not None:
+            self.dns.start()
+
     async def stop(self) -> None:
+        if self.dns is not None:
+            await self.dns.stop()
         await super().stop()
         await asyncio.gather(*(rt.kill_now() for rt in list(self.runtimes.values())))
         self.runtimes.clear()
@@ -226,4 +240,6 @@ class Kubelet(Controller):
         elif self.kubeconfig is not None:
             env["KUBECONFIG"] = str(self.kubeconfig)
         env["KUBELLM_LOCALKUBE"] = "1"
+        if self.dns is not None:
+            env.update(self.dns.env(str(meta.get("namespace") or "default")))
         return env if self.guard is None else self.guard.env(env)
