@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler and etcd from the Go
 # modules pinned in go.mod into a cache outside the checkout, once per version.
-# Usage: tools/realkube/build.sh  (prints the bin folder on its last line)
+# Usage: tools/realkube/build.sh [--print-bin]  (prints the bin folder on its last line)
 set -euo pipefail
 cd "$(dirname "$0")"
 VERSION=$(awk '$1=="k8s.io/kubernetes" {print $2}' go.mod)
 CACHE=${KUBELLM_REALKUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubellm/realkube}
 BIN="$CACHE/$VERSION/bin"
+if [[ ${1:-} == --print-bin ]]; then
+  echo "$BIN"
+  exit 0
+fi
 # Every built binary is the stamp: nothing is rebuilt once all four are present.
 if [[ -x $BIN/kube-apiserver && -x $BIN/kube-controller-manager && -x $BIN/kube-scheduler && -x $BIN/etcd ]]; then
   echo "realkube $VERSION: cached in $BIN"
