@@ -58,7 +58,7 @@ class OperatorConfig:
     registry_retries: int = 1
     #: consecutive unreachable calls that open a tracking server's circuit, and for how long
     breaker_threshold: int = 3
-    breaker_cooldown: float = 30.0
+    breaker_cooldown: float = 10.0
     #: HMAC key of the promotion tag the operator writes on each version it promoted; with
     #: it, a promotion survives a lost status (only the operator holds the key). None: the
     #: operator trusts its status alone.

@@ -30,7 +30,7 @@ class CircuitOpen(RegistryUnavailable):
 @dataclass
 class CircuitBreaker:
     threshold: int = 3
-    cooldown: float = 30.0
+    cooldown: float = 10.0
     clock: Callable[[], float] = time.monotonic
     _failures: int = 0
     _opened_at: float | None = None
