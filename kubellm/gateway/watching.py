@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -70,15 +71,17 @@ class KubeWatchClient:
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_environment(cls) -> KubeWatchClient:
-        """In-cluster config, else the kubeconfig (``KUBECONFIG`` or ~/.kube/config)."""
+    def from_environment(cls, kubeconfig: str | None = None) -> KubeWatchClient:
+        """In-cluster config, else the kubeconfig (``kubeconfig``, ``$KUBECONFIG`` as set now,
+        or ~/.kube/config)."""
         from kubernetes import client, config
 
         cfg = client.Configuration()
         try:
             config.load_incluster_config(client_configuration=cfg)
         except config.ConfigException:
-            config.load_kube_config(client_configuration=cfg)
+            path = kubeconfig or os.environ.get("KUBECONFIG") or None
+            config.load_kube_config(config_file=path, client_configuration=cfg)
         context: ssl.SSLContext | bool
         if not cfg.verify_ssl:
             context = False
