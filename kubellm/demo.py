@@ -4,7 +4,12 @@ It starts localkube and an MLflow server on loopback, renders the Helm chart wit
 applies it with kubectl (so the operator runs as the chart's Deployment, a pod like any
 other), applies `examples/tiny-pretrain.yaml`, and shows live progress until the first
 version is promoted. Then it prints how to talk to the production endpoint. Every process it
-started is stopped on exit, including on Ctrl-C.
+started is stopped on exit, including on Ctrl-C, and also when the demo itself is killed
+(SIGKILL, the OOM killer, a closed terminal): a :class:`~kubellm.localkube.lifetime.Guard`
+tags every process it starts and its watchdog stops them; the next demo in the same workdir
+stops whatever a dead one left and says so, and starts from a clean slate (the previous
+run's files move to `previous-run/`). A pod that is not Ready after 60 s ends the demo with
+its name, reason and last log lines; every failure ends in one sentence and exit code 1.
 """
 
 from __future__ import annotations
@@ -13,25 +18,37 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+from kubellm.localkube import lifetime
+from kubellm.podhealth import NOT_READY_BOUND, StuckPod, stuck_pods
+
+__all__ = ["DemoFailure", "register"]
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "kubellm-system"
 EXAMPLE = REPO / "examples" / "tiny-pretrain.yaml"
+STATE = "demo.json"
+PREVIOUS = "previous-run"
+POD_CHECK_EVERY = 5.0
+
+
+class DemoFailure(RuntimeError):
+    """Ends the demo: its message is the one sentence the user reads."""
 
 
 def _kubectl(cluster: Any, *args: str, stdin: str | None = None, check: bool = True) -> str:
     result = cluster.kubectl(*args, input=stdin, timeout=120)
     if check and result.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        raise DemoFailure(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
     return str(result.stdout)
 
 
@@ -89,9 +106,10 @@ def render_chart(helm: str, mlflow_url: str, kubeconfig: Path, webhook_port: int
         capture_output=True,
         text=True,
         check=False,
+        preexec_fn=lifetime.die_with_parent(signal.SIGKILL),
     )
     if result.returncode != 0:
-        raise RuntimeError(f"helm template failed: {result.stderr.strip()}")
+        raise DemoFailure(f"helm template failed: {result.stderr.strip()}")
     return result.stdout
 
 
@@ -143,14 +161,78 @@ def _progress_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _watch(cluster: Any, name: str, timeout: float, console: Any) -> dict[str, Any]:
+def _check_pods(cluster: Any, console: Any, bound: float) -> None:
+    """Raise :class:`DemoFailure`, after a report, if a pod is not Ready after `bound`."""
+    out = _kubectl(cluster, "get", "pods", "-A", "-o", "json", check=False)
+    try:
+        pods = json.loads(out).get("items") or []
+    except ValueError:
+        return
+    stuck = stuck_pods(pods, time.time(), bound)
+    if stuck:
+        _report_stuck(cluster, console, stuck[0])
+        raise DemoFailure(stuck[0].sentence())
+
+
+def _report_stuck(cluster: Any, console: Any, pod: StuckPod) -> None:
+    from rich.panel import Panel
+
+    where = ["-n", pod.namespace, pod.name, "--all-containers", "--tail=20"]
+    logs = _kubectl(cluster, "logs", *where, check=False)
+    if pod.restarts:
+        previous = _kubectl(cluster, "logs", "--previous", *where, check=False)
+        logs = previous if previous.strip() else logs
+    console.print(
+        Panel(
+            logs.rstrip() or "(no output)",
+            title=f"{pod.namespace}/{pod.name}: {pod.reason}",
+            subtitle="last log lines",
+            border_style="red",
+        )
+    )
+
+
+def refusal(status: dict[str, Any]) -> str | None:
+    """The gate's verdict when it refused the candidate (the demo cannot promote then)."""
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    ready = conditions.get("CandidateReady") or {}
+    if ready.get("status") != "False" or ready.get("reason") != "CandidateRefused":
+        return None
+    verdict = conditions.get("LoadTestPassed") or {}
+    return f"the load test refused the candidate: {verdict.get('message') or ready.get('message')}"
+
+
+def _wait_rollout(cluster: Any, console: Any, timeout: float, bound: float) -> None:
+    """Wait until the chart's Deployments are available, failing fast on a stuck pod."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = _kubectl(cluster, "-n", NAMESPACE, "get", "deploy", "-o", "json", check=False)
+        items = (json.loads(out) if out.strip() else {}).get("items") or []
+        if items and all(
+            (d.get("status") or {}).get("availableReplicas", 0)
+            >= (d.get("spec") or {}).get("replicas", 1)
+            for d in items
+        ):
+            return
+        _check_pods(cluster, console, bound)
+        time.sleep(1.0)
+    raise DemoFailure(f"the operator was not available within {timeout:.0f}s")
+
+
+def _watch(
+    cluster: Any, name: str, timeout: float, console: Any, bound: float = NOT_READY_BOUND
+) -> dict[str, Any]:
     from rich.live import Live
     from rich.table import Table
 
     started = time.monotonic()
+    checked = started
     status: dict[str, Any] = {}
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         while time.monotonic() - started < timeout:
+            if time.monotonic() - checked >= POD_CHECK_EVERY:
+                checked = time.monotonic()
+                _check_pods(cluster, console, bound)
             out = _kubectl(cluster, "get", "llm", name, "-o", "json", check=False)
             if out.strip():
                 status = json.loads(out).get("status") or {}
@@ -162,8 +244,13 @@ def _watch(cluster: Any, name: str, timeout: float, console: Any) -> dict[str, A
             live.update(table)
             if status.get("phase") == "Ready" and (status.get("production") or {}).get("version"):
                 return status
+            refused = refusal(status)
+            if refused:
+                raise DemoFailure(refused)
             time.sleep(1.0)
-    raise TimeoutError(f"no promotion within {timeout:.0f}s; last status: {status}")
+    phase = status.get("phase") or "Pending"
+    detail = f": {status['message']}" if status.get("message") else ""
+    raise DemoFailure(f"no promotion within {timeout:.0f}s (phase {phase}{detail})")
 
 
 def _report_path(mlflow_url: str, version: str) -> str:
@@ -235,17 +322,44 @@ def _services(workdir: Path) -> Iterator[tuple[str, Any]]:
         yield mlflow_url, cluster
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from rich.console import Console
+def _take_over(workdir: Path, console: Any) -> None:
+    """Refuse a workdir a live demo uses; stop a dead one's leftovers; start clean."""
+    try:
+        state = json.loads((workdir / STATE).read_text())
+    except (OSError, ValueError):
+        state = None
+    if state is not None:
+        pid, tag = int(state.get("pid") or 0), str(state.get("tag") or "")
+        if pid and lifetime.is_running(pid, state.get("processStart")):
+            raise DemoFailure(
+                f"a demo is already running in {workdir} (pid {pid}); stop it first, "
+                "or give this one another --workdir"
+            )
+        stopped = lifetime.sweep(tag) if tag else []
+        left = f"stopped {len(stopped)} leftover process(es)" if stopped else "nothing was left"
+        console.print(f"the demo that ran in {workdir} (pid {pid}) died without stopping; {left}")
+    from kubellm.localkube.instances import read_state
 
+    cluster = read_state(workdir / "localkube")
+    if cluster is not None and cluster.alive():
+        raise DemoFailure(
+            f"a localkube (pid {cluster.pid}) still runs in {workdir / 'localkube'}; stop it "
+            f"with `kubellm localkube down --workdir {workdir / 'localkube'}`"
+        )
+    previous = workdir / PREVIOUS
+    olds = [workdir / n for n in ("mlflow", "localkube") if (workdir / n).exists()]
+    if olds:
+        shutil.rmtree(previous, ignore_errors=True)
+        previous.mkdir()
+        for old in olds:
+            old.rename(previous / old.name)
+        console.print(f"[dim]starting from a clean slate (the last run's files: {previous})[/]")
+
+
+def _run(args: argparse.Namespace, console: Any, workdir: Path, started: float) -> int:
     from kubellm.tools.binaries import ensure
 
-    console = Console()
-    workdir = Path(args.workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
     tools = ensure()
-    console.print(f"[bold]kubellm demo[/] in {workdir}")
     with contextlib.ExitStack() as stack:
         mlflow_url, cluster = stack.enter_context(_services(workdir))
         console.print(
@@ -264,27 +378,64 @@ def run_demo(args: argparse.Namespace) -> int:
         _kubectl(
             cluster, "wait", "--for=condition=Established", "crd/llms.kubellm.dev", "--timeout=60s"
         )
-        _kubectl(cluster, "-n", NAMESPACE, "rollout", "status", "deploy", "--timeout=120s")
+        _wait_rollout(cluster, console, 180.0, args.not_ready_bound)
         console.print(f"applying {EXAMPLE.relative_to(REPO)} ...")
         _kubectl(cluster, "apply", "-f", "-", stdin=demo_manifest(EXAMPLE))
-        status = _watch(cluster, "support-bot", args.timeout, console)
+        status = _watch(cluster, "support-bot", args.timeout, console, args.not_ready_bound)
         _print_summary(console, status, mlflow_url, time.monotonic() - started)
         if args.once:
             return 0
         console.print("\n[dim]running; Ctrl-C stops every process the demo started[/]")
-        stop = {"now": False}
-
-        def _stop(*_: Any) -> None:
-            stop["now"] = True
-
-        signal.signal(signal.SIGTERM, _stop)
         try:
-            while not stop["now"]:
+            while True:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
     console.print("stopped.")
     return 0
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo; every failure ends in one sentence (the traceback goes to a file)."""
+    from rich.console import Console
+
+    console = Console()
+    workdir = Path(args.workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    console.print(f"[bold]kubellm demo[/] in {workdir}")
+    signal.signal(signal.SIGTERM, _interrupt)  # a stop request cleans up like Ctrl-C
+    guard: lifetime.Guard | None = None
+    try:
+        _take_over(workdir, console)
+        guard = lifetime.Guard("demo")
+        os.environ[lifetime.OWNERS_ENV] = guard.env()[lifetime.OWNERS_ENV]
+        state = {"pid": os.getpid(), "processStart": lifetime.process_start(os.getpid())}
+        (workdir / STATE).write_text(json.dumps({**state, "tag": guard.tag}))
+        return _run(args, console, workdir, started)
+    except KeyboardInterrupt:
+        console.print("stopped before a promotion.")
+        return 130
+    except DemoFailure as exc:
+        console.print(f"[bold red]demo failed:[/] {exc}")
+        return 1
+    except Exception as exc:
+        log_file = workdir / "demo-error.log"
+        log_file.write_text(traceback.format_exc())
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        if len(lines) > 1:
+            console.print("\n".join(lines[1:]), markup=False, highlight=False)
+        console.print(f"[bold red]demo failed:[/] {lines[0]} (details: {log_file})")
+        return 1
+    finally:
+        if guard is not None:
+            guard.close()
+            with contextlib.suppress(OSError):
+                (workdir / STATE).unlink()
 
 
 def register(subparsers: Any) -> None:
@@ -303,7 +454,17 @@ def register(subparsers: Any) -> None:
         default=float(os.environ.get("KUBELLM_DEMO_TIMEOUT", "600")),
         help="seconds to wait for the first promotion (default 600)",
     )
-    p.add_argument("--workdir", default=".kubellm/demo", help="state and logs")
+    p.add_argument(
+        "--workdir",
+        default=".kubellm/demo",
+        help="state and logs of the latest run (the one before is kept in previous-run/)",
+    )
+    p.add_argument(
+        "--not-ready-bound",
+        type=float,
+        default=NOT_READY_BOUND,
+        help="stop with a report when a pod is not Ready for this many seconds (default 60)",
+    )
     p.add_argument(
         "--webhook-port",
         type=int,

@@ -56,3 +56,69 @@ def test_demo_once_promotes_the_example_and_cleans_up(tmp_path: Path) -> None:
     print(f"kubellm demo --once took {elapsed:.0f}s")
     time.sleep(1)
     assert _processes_under(tmp_path) == []
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return []
+
+
+def _alive(procs: list[psutil.Process]) -> list[str]:
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(f"{p.pid}: {' '.join(p.cmdline())[:120]}")
+        except psutil.Error:
+            continue
+    return out
+
+
+def test_sigkilled_demo_leaves_nothing_and_the_next_demo_promotes(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "kubellm", "demo", "--once", "--workdir", str(tmp_path)]
+    log_path = tmp_path.parent / f"{tmp_path.name}-first-demo.log"
+    with open(log_path, "w") as log:
+        first = subprocess.Popen(
+            [*cmd, "--timeout", "600"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        training: list[str] = []
+        while time.monotonic() < deadline and not training and first.poll() is None:
+            time.sleep(1)
+            training = [p for p in _alive(_descendants(first.pid)) if "kubellm train" in p]
+        assert training, f"no training pod started; demo log:\n{log_path.read_text()[-3000:]}"
+        procs = _descendants(first.pid)
+        assert len(procs) >= 6, _alive(procs)  # MLflow, localkube, watchdogs, operator, training
+        first.kill()
+        first.wait(10)
+        killed = time.monotonic()
+        while _alive(procs) and time.monotonic() - killed < 5:
+            time.sleep(0.1)
+        left = _alive(procs) + _processes_under(tmp_path)
+        assert left == [], left
+        took = time.monotonic() - killed
+        print(f"{len(procs)} processes of the killed demo gone {took:.1f}s after SIGKILL")
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    result = subprocess.run(
+        [*cmd, "--timeout", "600"],
+        capture_output=True,
+        text=True,
+        timeout=840,
+        stdin=subprocess.DEVNULL,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    assert "died without stopping" in out, out[-4000:]
+    assert "version 1 promoted" in out, out[-4000:]
+    assert (tmp_path / "previous-run" / "mlflow").is_dir()
+    time.sleep(1)
+    assert _processes_under(tmp_path) == []
