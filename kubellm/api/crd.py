@@ -57,10 +57,23 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Registry version under test.",
     },
     {
+        "name": "Replicas",
+        "type": "integer",
+        "jsonPath": ".status.serving.replicas",
+        "description": "Ready replicas of the production release (0: scaled to zero).",
+    },
+    {
         "name": "P95-ms",
         "type": "number",
         "jsonPath": ".status.lastP95Ms",
         "description": "p95 latency of the latest load test (ms).",
+    },
+    {
+        "name": "Cold-start-s",
+        "type": "number",
+        "jsonPath": ".status.serving.lastColdStartSeconds",
+        "description": "Seconds the latest start from zero took (gateway-measured).",
+        "priority": 1,
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

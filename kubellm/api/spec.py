@@ -321,7 +321,16 @@ class ReplicasSpec(_Model):
         }
     )
 
-    min: int = Field(default=1, ge=1, le=1000, description="Fewest serving pods.")
+    min: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description=(
+            "Fewest serving pods. 0 scales the production release to zero after "
+            "serving.scaleToZeroAfter without requests; the gateway holds requests while a "
+            "replica starts again."
+        ),
+    )
     max: int = Field(default=1, ge=1, le=1000, description="Most serving pods.")
 
     @model_validator(mode="after")
@@ -368,9 +377,51 @@ class EngineSpec(_Model):
 
 
 class ServingSpec(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.replicas.min > 0 || has(self.scaleToZeroAfter)",
+                    "required by replicas.min 0",
+                    ".scaleToZeroAfter",
+                ),
+                cel(
+                    "!has(self.scaleToZeroAfter) || self.replicas.min == 0",
+                    "needs replicas.min 0",
+                    ".scaleToZeroAfter",
+                ),
+                cel(
+                    "!has(self.scaleToZeroAfter)"
+                    " || duration(self.scaleToZeroAfter) > duration('0s')",
+                    "must be longer than zero",
+                    ".scaleToZeroAfter",
+                ),
+            ]
+        }
+    )
+
     replicas: ReplicasSpec = Field(
         default_factory=ReplicasSpec, description="Bounds for the autoscaler."
     )
+    scale_to_zero_after: Duration | None = Field(
+        default=None,
+        description=(
+            'With replicas.min 0: how long without requests (e.g. "10m") before the '
+            "operator scales the production release to zero. Demand comes from `kubellm "
+            "gateway`, which holds requests while a replica starts again."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _scale_to_zero(self) -> ServingSpec:
+        after = self.scale_to_zero_after
+        if self.replicas.min == 0 and after is None:
+            raise ValueError("scaleToZeroAfter: required by replicas.min 0")
+        if after is not None and self.replicas.min != 0:
+            raise ValueError("scaleToZeroAfter: needs replicas.min 0")
+        if after is not None and duration_seconds(after) <= 0:
+            raise ValueError(f"scaleToZeroAfter: must be longer than zero (got {after!r})")
+        return self
     autoscaling: AutoscalingSpec = Field(
         default_factory=AutoscalingSpec, description="What the autoscaler tracks."
     )

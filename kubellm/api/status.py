@@ -25,6 +25,8 @@ __all__ = [
     "ProductionStatus",
     "Release",
     "RollbackStatus",
+    "RouteStatus",
+    "ServingStatus",
     "TrainingStatus",
 ]
 
@@ -123,6 +125,35 @@ class RollbackStatus(_Status):
     at: str = Field(description="When the request was handled.")
 
 
+class RouteStatus(_Status):
+    version: str = Field(description="Registry version of the release.")
+    service: str = Field(description="Service whose ready pods serve it.")
+    weight: int = Field(description="Share of the gateway's requests, out of the sum of weights.")
+
+
+class ServingStatus(_Status):
+    replicas: int = Field(default=0, description="Ready replicas of the production release.")
+    scaled_to_zero: bool = Field(
+        default=False,
+        description=(
+            "True while the production release has no replica by choice (idle for "
+            "spec.serving.scaleToZeroAfter) or is starting again from zero."
+        ),
+    )
+    last_cold_start_seconds: float | None = Field(
+        default=None,
+        description=(
+            "The latest start from zero as the gateway measured it: from the first held "
+            "request to its forwarding."
+        ),
+    )
+    last_cold_start_at: str | None = Field(default=None, description="When it ended.")
+    routes: list[RouteStatus] = Field(
+        default_factory=list,
+        description="Where the gateway sends this LLM's requests: releases and their weights.",
+    )
+
+
 class Release(_Status):
     version: str = Field(description="Registry version.")
     verdict: str = Field(description="promoted, refused or error.")
@@ -143,6 +174,9 @@ class LLMStatus(_Status):
     training: TrainingStatus | None = Field(default=None, description="Latest training.")
     candidate: CandidateStatus | None = Field(default=None, description="Release under test.")
     production: ProductionStatus | None = Field(default=None, description="Serving release.")
+    serving: ServingStatus | None = Field(
+        default=None, description="Replicas, scale to zero and the gateway's routes."
+    )
     last_p95_ms: float | None = Field(
         default=None, description="p95 latency of the latest load test (ms)."
     )

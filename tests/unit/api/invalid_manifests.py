@@ -83,7 +83,19 @@ INVALID: list[Case] = [
         _set("spec.serving.replicas", {"min": 3, "max": 1}),
         "spec.serving.replicas.max",
     ),
-    Case("replicas-min-zero", _set("spec.serving.replicas.min", 0), "spec.serving.replicas.min"),
+    Case(
+        "replicas-min-negative", _set("spec.serving.replicas.min", -1), "spec.serving.replicas.min"
+    ),
+    Case(
+        "replicas-min-zero-without-scale-to-zero-after",
+        _set("spec.serving.replicas.min", 0),
+        "spec.serving.scaleToZeroAfter",
+    ),
+    Case(
+        "scale-to-zero-after-with-min-one",
+        _set("spec.serving.scaleToZeroAfter", "10m"),
+        "spec.serving.scaleToZeroAfter",
+    ),
     Case(
         "pretrain-without-architecture", _drop("spec.model.architecture"), "spec.model.architecture"
     ),
@@ -206,6 +218,10 @@ VALID_EDGES: list[tuple[str, Mutation]] = [
     ("tracking-uri-file", _set(URI, "file:///var/mlruns")),
     ("tracking-uri-file-short", _set(URI, "file:/var/mlruns")),
     ("tracking-uri-file-localhost", _set(URI, "file://localhost/var/mlruns")),
+    (
+        "scale-to-zero",
+        _set("spec.serving", {"replicas": {"min": 0, "max": 2}, "scaleToZeroAfter": "90s"}),
+    ),
 ]
 
 

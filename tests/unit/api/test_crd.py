@@ -100,10 +100,20 @@ def test_schema_is_structural_and_every_spec_field_is_documented() -> None:
             assert node.get("description"), f"{path} has no description"
 
 
-def test_printer_columns_show_phase_versions_and_p95() -> None:
+def test_printer_columns_show_phase_versions_replicas_and_p95() -> None:
     version = build_crd()["spec"]["versions"][0]
     names = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert names == ["Phase", "Production", "Candidate", "P95-ms", "Age"]
+    assert names == [
+        "Phase",
+        "Production",
+        "Candidate",
+        "Replicas",
+        "P95-ms",
+        "Cold-start-s",
+        "Age",
+    ]
+    wide = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority")]
+    assert wide == ["Cold-start-s"]  # shown with -o wide
     assert version["subresources"] == {"status": {}}
 
 
