@@ -15,6 +15,12 @@ from .kinds import ALL_VERBS, Registry, ResourceKind
 __all__ = ["api_group", "api_groups", "api_versions", "resource_list", "version_info"]
 
 SUB_VERBS = ["get", "patch", "update"]
+# kube-apiserver lists a custom resource's verbs in this order (apiextensions-apiserver)
+CR_VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
+# where kube-apiserver's entry differs from the defaults: namespaces have no
+# deletecollection, and CRDs are in the `api-extensions` category
+_VERBS = {"/namespaces": [v for v in ALL_VERBS if v != "deletecollection"]}
+_CATEGORIES = {"apiextensions.k8s.io/customresourcedefinitions": ["api-extensions"]}
 
 
 def version_info() -> dict[str, str]:
@@ -67,12 +73,13 @@ def _entries(kind: ResourceKind) -> list[dict[str, Any]]:
         "singularName": kind.singular,
         "namespaced": kind.namespaced,
         "kind": kind.kind,
-        "verbs": list(ALL_VERBS),
+        "verbs": _VERBS.get(kind.key, list(ALL_VERBS)) if kind.builtin else list(CR_VERBS),
     }
     if kind.short_names:
         main["shortNames"] = list(kind.short_names)
-    if kind.categories:
-        main["categories"] = list(kind.categories)
+    categories = list(kind.categories) or _CATEGORIES.get(kind.key)
+    if categories:
+        main["categories"] = categories
     out = [main]
     if kind.status:
         out.append(
@@ -94,6 +101,16 @@ def _entries(kind: ResourceKind) -> list[dict[str, Any]]:
                 "version": "v1",
                 "kind": "Scale",
                 "verbs": SUB_VERBS,
+            }
+        )
+    if kind.key == "/namespaces":
+        out.append(
+            {
+                "name": "namespaces/finalize",
+                "singularName": "",
+                "namespaced": False,
+                "kind": "Namespace",
+                "verbs": ["update"],
             }
         )
     if kind.key == "/pods":

@@ -43,6 +43,21 @@ _OBJECT_META_SCHEMA: dict[str, Any] = {
 }
 
 
+_CONVENTIONS = "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
+# kube-apiserver's descriptions of the three fields every kind has (what `kubectl explain` shows)
+_API_VERSION_DESCRIPTION = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers "
+    "should convert recognized schemas to the latest internal value, and may reject "
+    f"unrecognized values. More info: {_CONVENTIONS}#resources"
+)
+_KIND_DESCRIPTION = (
+    "Kind is a string value representing the REST resource this object represents. Servers "
+    "may infer this from the endpoint the client submits requests to. Cannot be updated. In "
+    f"CamelCase. More info: {_CONVENTIONS}#types-kinds"
+)
+_METADATA_DESCRIPTION = f"Standard object's metadata. More info: {_CONVENTIONS}#metadata"
+
+
 def _schema_name(kind: ResourceKind, version: str) -> str:
     if not kind.group:
         return f"io.k8s.api.core.{version}.{kind.kind}"
@@ -76,17 +91,11 @@ def _kind_schema(kind: ResourceKind, version: str) -> dict[str, Any]:
         schema = clone(kind.schemas.get(version) or {"type": "object"})
         schema.setdefault("type", "object")
     props = schema.setdefault("properties", {})
-    props["apiVersion"] = {
-        "type": "string",
-        "description": "APIVersion defines the versioned schema of this representation.",
-    }
-    props["kind"] = {
-        "type": "string",
-        "description": "Kind is a string value representing the REST resource.",
-    }
+    props["apiVersion"] = {"type": "string", "description": _API_VERSION_DESCRIPTION}
+    props["kind"] = {"type": "string", "description": _KIND_DESCRIPTION}
     props["metadata"] = {
         "allOf": [{"$ref": f"#/components/schemas/{OBJECT_META}"}],
-        "description": "Standard object's metadata.",
+        "description": _METADATA_DESCRIPTION,
     }
     schema["x-kubernetes-group-version-kind"] = gvk
     return schema

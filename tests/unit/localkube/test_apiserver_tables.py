@@ -28,7 +28,20 @@ def test_human_age_matches_kubectl() -> None:
     ]  # fmt: skip
 
 
-def test_crd_table_has_name_printer_columns_and_age_with_row_metadata() -> None:
+def _widgets(columns: list[dict[str, object]]) -> ResourceKind:
+    return ResourceKind(
+        group="example.com",
+        versions=("v1",),
+        plural="widgets",
+        singular="widget",
+        kind="Widget",
+        namespaced=True,
+        builtin=False,
+        printer_columns={"v1": columns} if columns else {},
+    )
+
+
+def test_crd_table_has_name_and_printer_columns_with_row_metadata() -> None:
     kind = ResourceKind(
         group="example.com",
         versions=("v1",),
@@ -49,11 +62,34 @@ def test_crd_table_has_name_printer_columns_and_age_with_row_metadata() -> None:
         },
     )
     table = build_table(kind, "v1", [OBJ], "9")
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Ready", "Wide", "Age"]
+    # kube-apiserver adds no Age column to a CRD that declares printer columns
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Ready", "Wide"]
     assert table["columnDefinitions"][2]["priority"] == 1
+    assert table["columnDefinitions"][2]["description"] == (
+        "Custom resource definition column (in JSONPath format): .status.x"
+    )
     row = table["rows"][0]
     assert row["cells"][:3] == ["w", "True", None]
     assert row["object"]["metadata"]["namespace"] == "ns" and row["object"]["metadata"]["labels"]
+
+
+def test_crd_without_printer_columns_prints_age() -> None:
+    table = build_table(_widgets([]), "v1", [OBJ], "9")
+    assert [(c["name"], c["type"]) for c in table["columnDefinitions"]] == [
+        ("Name", "string"),
+        ("Age", "date"),
+    ]
+
+
+def test_crd_list_cells_are_compact_json_and_dates_are_ages() -> None:
+    columns: list[dict[str, object]] = [
+        {"name": "Items", "type": "string", "jsonPath": ".status.items"},
+        {"name": "Made", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    obj = {**OBJ, "metadata": {**OBJ["metadata"], "creationTimestamp": "2020-01-01T00:00:00Z"}}
+    row = build_table(_widgets(columns), "v1", [obj], "9")["rows"][0]
+    assert row["cells"][1] == '[{"n":1},{"n":2}]'
+    assert row["cells"][2].endswith("y")
 
 
 def test_pod_table_shows_ready_status_and_restarts() -> None:
