@@ -85,17 +85,27 @@ class Collector:
             raise not_found(kind, name)
         meta = obj["metadata"]
         pre = opts.preconditions
-        if (pre.get("uid") and pre["uid"] != meta["uid"]) or (
-            pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]
-        ):
+        problem = ""
+        if pre.get("uid") and pre["uid"] != meta["uid"]:
+            problem = (
+                f"the UID in the precondition ({pre['uid']}) does not match the UID in record "
+                f"({meta['uid']}). The object might have been deleted and then recreated"
+            )
+        elif pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
+            problem = (
+                f"the ResourceVersion in the precondition ({pre['resourceVersion']}) does not "
+                f"match the ResourceVersion in record ({meta['resourceVersion']}). The object "
+                "might have been modified"
+            )
+        if problem:  # upstream names the kind here (`ConfigMap`, `Widget.example.com`)
+            qualified = f"{kind.kind}.{kind.group}" if kind.group else kind.kind
             raise ApiError(
                 409,
-                f"Precondition failed: UID in precondition: {pre.get('uid')}, UID in object "
-                f"meta: {meta['uid']}",
+                f'Operation cannot be fulfilled on {qualified} "{name}": {problem}',
                 reason="Conflict",
                 name=name,
                 group=kind.group,
-                kind=kind.plural,
+                kind=kind.kind,
             )
         if opts.dry_run:
             return obj

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +37,11 @@ def invalid(
         kind=kind,
         causes=causes,
     )
+
+
+def _go_value(value: Any) -> str:
+    """A value as kube-apiserver quotes it in a field error (strings quoted, maps as JSON)."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _cause(field: str, message: str, reason: str = "FieldValueInvalid") -> dict[str, str]:
@@ -93,7 +100,7 @@ def _selector_matches(obj: dict[str, Any], causes: list[dict[str, str]]) -> None
         causes.append(
             _cause(
                 "spec.template.metadata.labels",
-                f"Invalid value: {labels!r}: `selector` does not match template `labels`",
+                f"Invalid value: {_go_value(labels)}: `selector` does not match template `labels`",
             )
         )
 
@@ -205,12 +212,36 @@ def _service(
         spec["clusterIP"] = old_ip
     elif old_ip and spec.get("clusterIP") != old_ip:
         c.append(
-            _cause("spec.clusterIP", f"Invalid value: {spec['clusterIP']!r}: field is immutable")
+            _cause(
+                "spec.clusterIP",
+                f"Invalid value: {_go_value(spec['clusterIP'])}: field is immutable",
+            )
         )
     if spec.get("clusterIP") in (None, "") and alloc is not None:
         spec["clusterIP"] = alloc.allocate()
     spec["clusterIPs"] = [spec["clusterIP"]] if spec.get("clusterIP") else []
     obj.setdefault("status", {}).setdefault("loadBalancer", {})
+
+
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def _config_keys(
+    obj: dict[str, Any], fields: tuple[str, ...], causes: list[dict[str, str]]
+) -> None:
+    """ConfigMap and Secret keys, checked as kube-apiserver's IsConfigMapKey does."""
+    for name in fields:
+        for k in obj.get(name) or {}:
+            if not _CONFIG_KEY.fullmatch(str(k)):
+                causes.append(
+                    _cause(
+                        f"{name}[{k}]",
+                        f"Invalid value: {_go_value(k)}: a valid config key must consist of "
+                        "alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or "
+                        "'KEY_NAME',  or 'key-name', regex used for validation is "
+                        "'[-._a-zA-Z0-9]+')",
+                    )
+                )
 
 
 def _secret(obj: dict[str, Any]) -> None:
@@ -249,6 +280,9 @@ def default_and_validate(
         _service(obj, old, causes, alloc)
     elif key == "/secrets":
         _secret(obj)
+        _config_keys(obj, ("data",), causes)
+    elif key == "/configmaps":
+        _config_keys(obj, ("data", "binaryData"), causes)
     elif key == "autoscaling/horizontalpodautoscalers":
         obj.setdefault("spec", {}).setdefault("minReplicas", 1)
     elif key == "/namespaces":

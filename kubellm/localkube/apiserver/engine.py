@@ -17,7 +17,7 @@ from . import crds
 from .defaults import ClusterIPAllocator, default_and_validate, invalid
 from .errors import ApiError
 from .kinds import Registry, ResourceKind
-from .meta import clone, now_rfc3339, random_suffix, validate_name
+from .meta import clone, go_strings, now_rfc3339, random_suffix, validate_name
 from .patching import apply_patch
 from .schema import process
 from .selectors import FieldSelector, LabelSelector
@@ -244,7 +244,12 @@ class Engine:
                 if result.unknown:
                     fields = ", ".join(f'unknown field "{u}"' for u in result.unknown)
                     if opts.field_validation == "Strict":
-                        raise ApiError(400, f"strict decoding error: {fields}")
+                        version = kind.api_version().rpartition("/")[2]
+                        raise ApiError(
+                            400,
+                            f'{kind.kind} in version "{version}" cannot be handled as a '
+                            f"{kind.kind}: strict decoding error: {fields}",
+                        )
                     if opts.field_validation != "Ignore":
                         opts.warnings.extend(f'unknown field "{u}"' for u in result.unknown)
                 if result.causes:
@@ -359,19 +364,16 @@ class Engine:
         if old_meta.get("deletionTimestamp"):
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:
-                raise invalid(
-                    kind.kind,
-                    meta["name"],
-                    [
-                        {
-                            "reason": "FieldValueForbidden",
-                            "message": "Forbidden: no new finalizers can be added if the "
-                            "object is being deleted, found new finalizers " + repr(sorted(added)),
-                            "field": "metadata.finalizers",
-                        }
-                    ],
-                    group=kind.group,
-                )
+                cause = {
+                    "reason": "FieldValueForbidden",
+                    "message": "Forbidden: no new finalizers can be added if the object is "
+                    "being deleted, found new finalizers " + go_strings(sorted(added)),
+                    "field": "metadata.finalizers",
+                }
+                err = invalid(kind.kind, meta["name"], [cause], group=kind.group)
+                if not kind.builtin and err.causes:  # upstream checks custom resources twice
+                    err.causes.append(dict(cause))
+                raise err
         if not meta.get("finalizers"):
             meta.pop("finalizers", None)
         new = self._admit(kind, new, old, opts)

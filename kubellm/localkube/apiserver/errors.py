@@ -44,7 +44,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.reason = reason or REASONS.get(code, "Unknown")
+        self.reason = REASONS.get(code, "Unknown") if reason is None else reason
         self.name = name
         self.group = group
         self.kind = kind
@@ -75,7 +75,11 @@ def status_body(
     causes: list[dict[str, str]] | None = None,
     retry_after: int | None = None,
 ) -> dict[str, Any]:
-    """The `Status` object for a failure (`details` carries name/group/kind(plural))."""
+    """The `Status` object for a failure (`details` carries name/group/kind(plural)).
+
+    `reason=""` leaves the reason out, as kube-apiserver does for errors its storage layer
+    raises (a malformed resourceVersion is a 500 without one).
+    """
     details: dict[str, Any] = {}
     if name:
         details["name"] = name
@@ -93,9 +97,11 @@ def status_body(
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": reason or REASONS.get(code, "Unknown"),
+        "reason": REASONS.get(code, "Unknown") if reason is None else reason,
         "code": code,
     }
+    if not body["reason"]:  # upstream's storage errors carry none
+        del body["reason"]
     if details:
         body["details"] = details
     return body

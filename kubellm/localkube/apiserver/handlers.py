@@ -21,6 +21,7 @@ from aiohttp import web
 
 from . import discovery, openapi
 from .collecting import Collector, DeleteOptions
+from .defaults import invalid
 from .engine import Engine, WriteOptions
 from .errors import ApiError
 from .faults import FaultInjector
@@ -28,7 +29,7 @@ from .kinds import ResourceKind
 from .listoptions import ListOptions, parse_bool, parse_list_options
 from .logs import serve_log
 from .meta import clone
-from .patching import PATCH_TYPES, apply_patch
+from .patching import APPLY, apply_patch, check_patch_type, decode_patch
 from .protobuf import decode_protobuf
 from .routing import NOT_FOUND, Target, parse_path, resolve
 from .selectors import FieldSelector, LabelSelector
@@ -84,6 +85,24 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
                 ms,
                 request.headers.get("User-Agent", "-"),
             )
+
+
+# kinds whose DELETE answers with the object even once it is gone (kube-apiserver's
+# ReturnDeletedObject); for the others, an object deleted at once is a Status Success
+_RETURNS_DELETED_OBJECT = {"/services"}
+
+
+def deleted_status(kind: ResourceKind, obj: dict[str, Any]) -> dict[str, Any]:
+    """The `Status{status: Success}` body kube-apiserver answers a completed delete with."""
+    meta = obj["metadata"]
+    details = {"name": meta["name"], "group": kind.group, "kind": kind.plural, "uid": meta["uid"]}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {k: v for k, v in details.items() if v},
+    }
 
 
 def _wants_table(request: web.Request) -> bool:
@@ -339,9 +358,30 @@ class Handlers:
         if verb == "delete":
             del_opts = DeleteOptions(await _read_body(request), dict(q))
             obj = self.collector.delete(kind, t.namespace, name, del_opts)
+            gone = engine.store.get(kind.key, t.namespace or "", name) is None
+            if gone and kind.key not in _RETURNS_DELETED_OBJECT:
+                return _json(deleted_status(kind, obj))
             return _json(self.present(kind, t.version, obj))
-        body = await _read_body(request)
         opts = self._write_options(request)
+        ctype = _content_type(request)
+        if verb == "patch":
+            check_patch_type(ctype, builtin=kind.builtin or t.subresource == "scale")
+            body = decode_patch(ctype, await request.read())
+            if ctype == APPLY and not q.get("fieldManager"):
+                raise invalid(
+                    "PatchOptions",
+                    "",
+                    [
+                        {
+                            "reason": "FieldValueRequired",
+                            "message": "Required value: is required for apply patch",
+                            "field": "fieldManager",
+                        }
+                    ],
+                    group="meta.k8s.io",
+                )
+        else:
+            body = await _read_body(request)
         if t.subresource == "scale":
             if verb == "patch":
                 scale = engine.scale_of(kind, engine.get(kind, t.namespace, name))
@@ -355,13 +395,6 @@ class Handlers:
         if verb == "update":
             obj = engine.update(kind, t.namespace, name, body, opts, sub)
             return self._written(request, t, obj, opts, 200)
-        ctype = _content_type(request)
-        if ctype not in PATCH_TYPES:
-            raise ApiError(
-                415,
-                f"the body of the request was in an unknown format - accepted media types "
-                f"include: {', '.join(PATCH_TYPES)}",
-            )
         obj, created = engine.patch(kind, t.namespace, name, ctype, body, opts, sub)
         return self._written(request, t, obj, opts, 201 if created else 200)
 

@@ -7,6 +7,7 @@ JSON-shaped data, and copies are on the hot path of every write.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
@@ -16,6 +17,7 @@ from typing import Any
 __all__ = [
     "clone",
     "dig",
+    "go_strings",
     "now_micro",
     "now_rfc3339",
     "parse_time",
@@ -57,6 +59,11 @@ def random_suffix(length: int = 5) -> str:
     return "".join(random.choice(_SUFFIX_ALPHABET) for _ in range(length))
 
 
+def go_strings(values: list[str]) -> str:
+    """A string list as Go's `%#v` prints a []string: `[]string{"a", "b"}`."""
+    return "[]string{" + ", ".join(json.dumps(v) for v in values) + "}"
+
+
 def validate_name(name: str) -> str | None:
     """None if `name` is a valid DNS-1123 subdomain, else the apiserver's message."""
     if len(name) > 253:
@@ -64,7 +71,9 @@ def validate_name(name: str) -> str | None:
     if not _DNS_SUBDOMAIN.match(name):
         return (
             "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
-            "characters, '-' or '.', and must start and end with an alphanumeric character"
+            "characters, '-' or '.', and must start and end with an alphanumeric character "
+            "(e.g. 'example.com', regex used for validation is "
+            "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
         )
     return None
 

@@ -3,24 +3,40 @@
 * JSON merge patch (RFC 7386): null deletes, lists are replaced.
 * JSON patch (RFC 6902) via `jsonpatch`: a failed op or `test` is a 422, as in the
   apiserver's `handlers/patch.go`; kopf relies on exactly that code for its finalizer
-  updates guarded by a resourceVersion `test`.
+  updates guarded by a resourceVersion `test`. As in evanphx/json-patch v4 (what
+  kube-apiserver applies), `replace` of a missing object member adds it.
 * Strategic merge patch for built-in kinds: lists merged by their patch-merge key
   (containers by `name`, ports by `containerPort`, ...), `$patch` directives honoured,
   kubectl's `$setElementOrder`/`$retainKeys`/`$deleteFromPrimitiveList` handled.
-* Server-side apply is reduced to "create or deep-merge" (no managed fields).
+* Server-side apply is reduced to "create or deep-merge" (no managed fields); its YAML is
+  read as Go reads it (`5e-4` is a number, `yes` a boolean), not as PyYAML does.
+
+Decoding errors carry kube-apiserver's messages, which quote Go's JSON decoder.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonpatch
 import jsonpointer
+import yaml
+
+from kubellm.api import goyaml
 
 from .errors import ApiError
 from .meta import clone
 
-__all__ = ["PATCH_TYPES", "apply_patch", "json_patch", "merge_patch", "strategic_merge_patch"]
+__all__ = [
+    "PATCH_TYPES",
+    "apply_patch",
+    "check_patch_type",
+    "decode_patch",
+    "json_patch",
+    "merge_patch",
+    "strategic_merge_patch",
+]
 
 MERGE = "application/merge-patch+json"
 JSON = "application/json-patch+json"
@@ -46,6 +62,54 @@ _MERGE_KEYS: dict[str, str] = {
     "resourceClaims": "name",
 }
 _PRIMITIVE_SET_LISTS = {"finalizers"}
+_REJECTED = "the server rejected our request due to an error in our request"
+_GO_MAP = "map[string]interface {}"
+
+
+def _go_json_type(value: Any) -> str:
+    """How Go's encoding/json names a JSON value's type in an unmarshal error."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _cannot_unmarshal(value: Any, go_type: str, prefix: str = "error decoding patch: ") -> ApiError:
+    return ApiError(
+        400,
+        f"{prefix}json: cannot unmarshal {_go_json_type(value)} into Go value of type {go_type}",
+    )
+
+
+def check_patch_type(content_type: str, *, builtin: bool) -> None:
+    """415 for a content type the kind does not take (strategic merge only for built-ins)."""
+    if content_type in PATCH_TYPES and (builtin or content_type != STRATEGIC):
+        return
+    if builtin:
+        raise ApiError(415, "415: Unsupported Media Type")
+    raise ApiError(
+        415,
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+    )
+
+
+def decode_patch(content_type: str, raw: bytes) -> Any:
+    """The patch document; JSON that does not parse is upstream's 400 `invalid JSON patch`."""
+    if content_type == APPLY:
+        try:
+            return goyaml.load(raw.decode())
+        except (UnicodeDecodeError, yaml.YAMLError) as e:
+            raise ApiError(400, f"error decoding YAML: {e}") from e
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except ValueError as e:
+        raise ApiError(400, "invalid JSON patch") from e
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -63,29 +127,44 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def _replace_adds(doc: Any, op: dict[str, Any]) -> dict[str, Any]:
+    """json-patch v4: `replace` of a missing member of an object adds it."""
+    if op.get("op") != "replace" or not isinstance(op.get("path"), str):
+        return op
+    try:
+        pointer = jsonpointer.JsonPointer(op["path"])
+        parent, key = pointer.to_last(doc)
+    except (jsonpointer.JsonPointerException, TypeError, KeyError, IndexError):
+        return op
+    if isinstance(parent, dict) and key not in parent:
+        return {**op, "op": "add"}
+    return op
+
+
 def json_patch(target: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """RFC 6902; 400 for a malformed document, 422 for an op that fails."""
+    """RFC 6902; 400 for a document that is not a list of objects, 422 for an op that fails."""
+    if patch is None:
+        return clone(target)  # type: ignore[no-any-return]
     if not isinstance(patch, list):
-        raise ApiError(400, "json patch must be a list of operations")
+        raise _cannot_unmarshal(patch, "[]handlers.jsonPatchOp")
+    for op in patch:
+        if not isinstance(op, dict):
+            raise _cannot_unmarshal(op, "handlers.jsonPatchOp")
+    doc: Any = clone(target)
     try:
-        ops = jsonpatch.JsonPatch(patch)
-    except (jsonpatch.InvalidJsonPatch, TypeError, KeyError) as e:
-        raise ApiError(400, f"invalid JSON patch: {e}") from e
-    try:
-        result = ops.apply(clone(target), in_place=True)
-    except jsonpatch.JsonPatchTestFailed as e:
-        raise ApiError(
-            422, f"the server rejected our request due to an error in our request: {e}"
-        ) from e
-    except jsonpatch.InvalidJsonPatch as e:
-        raise ApiError(400, f"invalid JSON patch: {e}") from e
-    except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException, IndexError) as e:
-        raise ApiError(
-            422, f"the server rejected our request due to an error in our request: {e}"
-        ) from e
-    if not isinstance(result, dict):
-        raise ApiError(422, "json patch must leave an object")
-    return result
+        for op in patch:
+            doc = jsonpatch.JsonPatch([_replace_adds(doc, op)]).apply(doc, in_place=True)
+    except (
+        jsonpatch.JsonPatchException,
+        jsonpointer.JsonPointerException,
+        TypeError,
+        KeyError,
+        IndexError,
+    ) as e:
+        raise ApiError(422, _REJECTED) from e
+    if not isinstance(doc, dict):
+        raise ApiError(422, _REJECTED)
+    return doc  # type: ignore[no-any-return]
 
 
 _DELETE = object()
@@ -148,7 +227,7 @@ def _smp_list(field: str, original: Any, patch: list[Any]) -> Any:
 def strategic_merge_patch(original: Any, patch: Any) -> Any:
     """Strategic merge patch of the built-in kinds (see module docstring)."""
     if not isinstance(patch, dict):
-        raise ApiError(400, "strategic merge patch must be an object")
+        raise _cannot_unmarshal(patch, _GO_MAP, prefix="")
     directive = patch.get("$patch")
     if directive == "replace":
         return _strip_directives(patch)
@@ -182,30 +261,22 @@ def apply_patch(
     content_type: str, target: dict[str, Any], patch: Any, *, builtin: bool
 ) -> dict[str, Any]:
     """Dispatch on the PATCH content type; 415 for unsupported combinations."""
+    check_patch_type(content_type, builtin=builtin)
     if content_type == MERGE:
+        if patch is None:
+            raise ApiError(400, "Invalid JSON Patch")
         if not isinstance(patch, dict):
-            raise ApiError(400, "merge patch must be a JSON object")
+            raise _cannot_unmarshal(patch, _GO_MAP)
         return merge_patch(target, patch)  # type: ignore[no-any-return]
     if content_type == JSON:
         return json_patch(target, patch)
     if content_type == STRATEGIC:
-        if not builtin:
-            raise ApiError(
-                415,
-                "the body of the request was in an unknown format - accepted media types "
-                "include: application/json-patch+json, application/merge-patch+json, "
-                "application/apply-patch+yaml",
-            )
+        if patch is None:
+            return clone(target)  # type: ignore[no-any-return]
         result = strategic_merge_patch(target, patch)
         return {} if result is _DELETE else result  # type: ignore[no-any-return]
-    if content_type == APPLY:
-        if not isinstance(patch, dict):
-            raise ApiError(400, "apply patch must be an object")
-        if builtin:
-            return strategic_merge_patch(target, patch)  # type: ignore[no-any-return]
-        return merge_patch(target, patch)  # type: ignore[no-any-return]
-    raise ApiError(
-        415,
-        f"the body of the request was in an unknown format - accepted media types include: "
-        f"{', '.join(PATCH_TYPES)}",
-    )
+    if not isinstance(patch, dict):
+        raise ApiError(400, "apply patch must be an object")
+    if builtin:
+        return strategic_merge_patch(target, patch)  # type: ignore[no-any-return]
+    return merge_patch(target, patch)  # type: ignore[no-any-return]

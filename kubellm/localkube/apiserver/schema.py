@@ -2,8 +2,10 @@
 
 Order, as upstream: unknown fields are pruned (and reported, so `fieldValidation=Strict`
 can reject them), `default:` values are applied, then the value is validated against the
-schema (type, enum, bounds, pattern, required, sizes) and the `x-kubernetes-validations`
-CEL rules. Failures come back as Status causes `{reason, message, field}`.
+schema (type, enum, bounds, pattern, required, sizes), and only then against the
+`x-kubernetes-validations` CEL rules. As in apiextensions-apiserver, a "blocking" schema
+error (wrong type, required, enum, too long, too many) anywhere skips every rule and adds one
+cause saying so. Failures come back as Status causes `{reason, message, field}`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,26 @@ __all__ = ["SchemaResult", "process"]
 
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
 _MISSING = object()
+_BLOCKING = {
+    "FieldValueNotSupported",
+    "FieldValueRequired",
+    "FieldValueTooLong",
+    "FieldValueTooMany",
+    "FieldValueTypeInvalid",
+}
+# how kube-apiserver words a failed CEL rule, by the rule's reason (the value is not shown)
+_RULE_MESSAGES = {
+    "FieldValueInvalid": "Invalid value: {}",
+    "FieldValueForbidden": "Forbidden: {}",
+    "FieldValueRequired": "Required value: {}",
+    "FieldValueDuplicate": "Duplicate value",
+}
+RULES_NOT_CHECKED = {
+    "reason": "FieldValueInvalid",
+    "message": "Invalid value: null: some validation rules were not checked because the "
+    "object was invalid; correct the existing errors to complete validation",
+    "field": "<nil>",
+}
 
 
 @dataclass
@@ -76,6 +98,8 @@ class _Walker:
     def __init__(self) -> None:
         self.causes: list[dict[str, str]] = []
         self.unknown: list[str] = []
+        # (value, schema, path, old) of each node with CEL rules, run after the walk
+        self.rules: list[tuple[Any, dict[str, Any], str, Any]] = []
 
     def fail(self, path: str, reason: str, message: str) -> None:
         self.causes.append({"reason": reason, "message": message, "field": path})
@@ -88,11 +112,10 @@ class _Walker:
             self.fail(
                 path,
                 "FieldValueTypeInvalid",
-                f"Invalid value: {_show(value)}: {path} in body must be of type {t}: "
+                f'Invalid value: "{_type_name(value)}": {path} in body must be of type {t}: '
                 f'"{_type_name(value)}"',
             )
             return value
-        before = len(self.causes)
         if isinstance(value, dict):
             value = self._object(value, schema, path, old)
         elif isinstance(value, list):
@@ -106,9 +129,19 @@ class _Walker:
                 "FieldValueNotSupported",
                 f"Unsupported value: {_show(value)}: supported values: {allowed}",
             )
-        if len(self.causes) == before:
-            self._rules(value, schema, path, old)
+        if schema.get("x-kubernetes-validations"):
+            self.rules.append((value, schema, path, old))
         return value
+
+    def run_rules(self, has_rules: bool) -> None:
+        """The CEL rules, unless a blocking schema error makes upstream skip them all."""
+        if not has_rules:
+            return
+        if any(c["reason"] in _BLOCKING for c in self.causes):
+            self.causes.append(dict(RULES_NOT_CHECKED))
+            return
+        for value, schema, path, old in self.rules:
+            self._rules(value, schema, path, old)
 
     def _object(self, value: dict[str, Any], schema: dict[str, Any], path: str, old: Any) -> Any:
         props: dict[str, Any] = schema.get("properties") or {}
@@ -252,7 +285,20 @@ class _Walker:
                 except RuleFailure:
                     pass
             reason = rule_spec.get("reason") or "FieldValueInvalid"
-            self.fail(where, reason, f"Invalid value: {_show(value)}: {message}")
+            self.fail(
+                where, reason, _RULE_MESSAGES.get(reason, "Invalid value: {}").format(message)
+            )
+
+
+def _has_rules(schema: Any) -> bool:
+    """Whether any node of the schema carries `x-kubernetes-validations`."""
+    if isinstance(schema, dict):
+        if schema.get("x-kubernetes-validations"):
+            return True
+        return any(_has_rules(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_has_rules(v) for v in schema)
+    return False
 
 
 def process(
@@ -261,4 +307,5 @@ def process(
     """Prune, default and validate `obj` (a whole custom resource) against `schema`."""
     walker = _Walker()
     value = walker.walk(obj, schema, "", old if old is not None else _MISSING)
+    walker.run_rules(_has_rules(schema))
     return SchemaResult(value=value, causes=walker.causes, unknown=walker.unknown)

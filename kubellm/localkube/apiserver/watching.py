@@ -124,6 +124,7 @@ def _parse_resource_version(text: str) -> int:
             500,
             f'resourceVersion: Invalid value: "{text}": strconv.ParseUint: parsing "{text}": '
             "invalid syntax",
+            reason="",
         )
     return int(text)
 

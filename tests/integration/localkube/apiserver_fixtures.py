@@ -7,7 +7,6 @@ gets one server (module scope) and its own kubeconfig and `KUBECACHEDIR`.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +17,10 @@ import psutil
 import pytest
 
 from kubellm.localkube.apiserver.threaded import ThreadedApiServer
+from kubellm.testing.localkube import kubectl_binary
 
-KUBECTL = shutil.which("kubectl")
+# kubectl 1.35, as Cluster.kubectl runs it (KUBELLM_KUBECTL overrides), not whatever is on PATH
+KUBECTL: str | None = kubectl_binary()
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH")
 
 WIDGET_CRD = """

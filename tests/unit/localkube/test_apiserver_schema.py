@@ -101,7 +101,7 @@ def test_cel_rules_report_message_at_field_path() -> None:
     assert result.causes == [
         {
             "reason": "FieldValueInvalid",
-            "message": 'Invalid value: "object": must be >= min',
+            "message": "Invalid value: must be >= min",
             "field": "spec.replicas.max",
         }
     ]
