@@ -96,8 +96,11 @@ class JobController(Controller):
                     raise
         for etype, reason, message in d.events:
             self.recorder.event(job, etype, reason, message)
-        if d.status != (job.get("status") or {}):
-            obj = await self.client.patch_status(JOBS, ns, key[1], d.status)
+        old_status = job.get("status") or {}
+        if d.status != old_status:
+            # a merge patch: fields the decision left out (a count back to 0) are nulled
+            gone = {k: None for k in old_status if k not in d.status}
+            obj = await self.client.patch_status(JOBS, ns, key[1], {**gone, **d.status})
             self.jobs.upsert(obj)
         if d.delete_job:
             try:

@@ -99,6 +99,14 @@ def _add(conds: list[JSON], ctype: str, reason: str, message: str, now: str) -> 
     return out
 
 
+def _omit_zero_counts(status: JSON) -> JSON:
+    """JobStatus's `active`, `succeeded` and `failed` are omitempty: a zero is left out."""
+    return {k: v for k, v in status.items() if not (k in _OMITEMPTY and v == 0)}
+
+
+_OMITEMPTY = ("active", "succeeded", "failed")
+
+
 def decide(job: JSON, pods: list[JSON], now: dt.datetime, scale: float = 1.0) -> JobDecision:
     spec, old = job.get("spec") or {}, dict(job.get("status") or {})
     d = JobDecision()
@@ -146,7 +154,7 @@ def decide(job: JSON, pods: list[JSON], now: dt.datetime, scale: float = 1.0) ->
         status.update(
             active=0 if _cond_true(old, "Failed") else len(active), terminating=len(terminating)
         )
-        d.status = status
+        d.status = _omit_zero_counts(status)
         return d
 
     if spec.get("suspend"):
@@ -158,7 +166,7 @@ def decide(job: JSON, pods: list[JSON], now: dt.datetime, scale: float = 1.0) ->
             active=0, ready=0, conditions=conds, terminating=len(terminating) + len(active)
         )
         status.pop("startTime", None)
-        d.status = status
+        d.status = _omit_zero_counts(status)
         return d
     if _cond_true(old, "Suspended"):
         conds = [
@@ -270,5 +278,5 @@ def decide(job: JSON, pods: list[JSON], now: dt.datetime, scale: float = 1.0) ->
     )
     if indexed:
         status["completedIndexes"] = format_indexes(done_indexes)
-    d.status = status
+    d.status = _omit_zero_counts(status)
     return d
