@@ -575,7 +575,7 @@ def build_hpa(llm: LLM, version: str) -> dict[str, Any]:
                 "kind": "Deployment",
                 "name": deployment_name(llm.name, version),
             },
-            "minReplicas": serving.replicas.min,
+            "minReplicas": max(1, serving.replicas.min),  # zero is the operator's, not the HPA's
             "maxReplicas": serving.replicas.max,
             "metrics": [metric],
         },

@@ -172,6 +172,11 @@ def execute(
     order = {"ConfigMap": 0, "Service": 1, "Deployment": 2, "Job": 3, "HorizontalPodAutoscaler": 4}
     for manifest in sorted(plan.apply, key=lambda m: order.get(m["kind"], 9)):
         _apply_child(api, llm, observed, manifest)
+    for scale in plan.scale:  # to and from zero: the only counts the operator writes
+        api.patch(
+            "Deployment", llm.namespace, scale.deployment, {"spec": {"replicas": scale.replicas}}
+        )
+        log.info("scaled Deployment %s/%s to %d", llm.namespace, scale.deployment, scale.replicas)
     for deletion in plan.delete:
         api.delete(deletion.kind, llm.namespace, deletion.name)
         log.info("deleted %s %s/%s", deletion.kind, llm.namespace, deletion.name)

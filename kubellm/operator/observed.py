@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from kubellm.gateway.demand import LLMDemand
+
 __all__ = [
     "DeploymentState",
     "JobState",
@@ -58,6 +60,8 @@ class DeploymentState:
     version: str | None
     spec_hash: str | None = None
     replicas: int = 0
+    #: spec.replicas: what the Deployment is asked to run (0: scaled to zero)
+    desired_replicas: int | None = None
     ready_replicas: int = 0
     available_replicas: int = 0
     updated_replicas: int = 0
@@ -102,3 +106,5 @@ class Observed:
     configmaps: Mapping[str, str | None] = field(default_factory=dict)
     hpas: Mapping[str, str | None] = field(default_factory=dict)
     registry: RegistryState = field(default_factory=RegistryState)
+    #: the gateways' combined report for this LLM; None: no fresh report (unknown demand)
+    demand: LLMDemand | None = None

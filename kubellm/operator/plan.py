@@ -140,6 +140,7 @@ def plan(
         training=w.status.get("training"),
         candidate=w.status.get("candidate"),
         production=w.status.get("production"),
+        serving=w.status.get("serving"),
         last_p95_ms=w.status.get("last_p95_ms", llm.status.last_p95_ms),
         refused_versions=w.status.get("refused_versions", list(llm.status.refused_versions)),
         promoted_versions=w.status.get("promoted_versions", list(llm.status.promoted_versions)),

@@ -21,7 +21,6 @@ from kubellm.api.status import (
 )
 from kubellm.operator.builders import (
     build_candidate_service,
-    build_hpa,
     build_loadtest_job,
     build_production_service,
     build_prompts_configmap,
@@ -35,6 +34,7 @@ from kubellm.operator.naming import (
     production_service_name,
     prompts_configmap_name,
 )
+from kubellm.operator.plan_serving import initial_replicas, plan_serving
 from kubellm.operator.plan_trust import (
     is_withdrawn,
     promotion_tags,
@@ -164,7 +164,7 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
         ),
     )
     w.status["candidate"] = cand
-    w.want(build_serving_deployment(llm, version, w.config, replicas=llm.spec.serving.replicas.min))
+    w.want(build_serving_deployment(llm, version, w.config, replicas=initial_replicas(w)))
     w.want(build_candidate_service(llm, version, w.config))
     w.want(build_prompts_configmap(llm))
     if cand.since == stamp(w.now) and (
@@ -318,11 +318,7 @@ def plan_production(w: Work, production: str | None, promoted_now: bool) -> None
     dep_name = deployment_name(llm.name, production)
     dep = w.observed.deployments.get(dep_name)
     if ("Deployment", dep_name) not in w.desired_names:
-        w.want(
-            build_serving_deployment(
-                llm, production, w.config, replicas=llm.spec.serving.replicas.min
-            )
-        )
+        w.want(build_serving_deployment(llm, production, w.config, replicas=initial_replicas(w)))
     svc_name = production_service_name(llm.name)
     svc = w.observed.services.get(svc_name)
     serving = production
@@ -333,7 +329,7 @@ def plan_production(w: Work, production: str | None, promoted_now: bool) -> None
             # the Service stays on the release that serves now (no window without pods).
             serving = running.version or production
     w.want(build_production_service(llm, serving, w.config))
-    w.want(build_hpa(llm, production))
+    scaled_to_zero = plan_serving(w, production, serving)
     prev = llm.status.production
     promoted_at = (
         stamp(w.now)
@@ -354,6 +350,14 @@ def plan_production(w: Work, production: str | None, promoted_now: bool) -> None
             "ProductionServing",
             f"version {production} serves at {svc_name} "
             f"({dep.available_replicas} available replica(s))",
+        )
+    elif scaled_to_zero and svc is not None and svc.version == production:
+        w.condition(
+            "Ready",
+            T,
+            "ScaledToZero",
+            f"version {production} is scaled to zero; the gateway holds requests while a "
+            "replica starts",
         )
     else:
         meanwhile = f"; version {serving} serves meanwhile" if serving != production else ""

@@ -26,6 +26,7 @@ __all__ = [
     "F",
     "Plan",
     "RegistryAction",
+    "Scale",
     "T",
     "U",
     "Work",
@@ -54,6 +55,14 @@ class RegistryAction:
 
 
 @dataclass(frozen=True)
+class Scale:
+    """Set a Deployment's replicas: only to and from zero, where no HPA can act."""
+
+    deployment: str
+    replicas: int
+
+
+@dataclass(frozen=True)
 class Deletion:
     kind: str  # "Job" | "Deployment" | "Service" | "HorizontalPodAutoscaler" | "ConfigMap"
     name: str
@@ -71,6 +80,7 @@ class Plan:
     registry: list[RegistryAction] = field(default_factory=list)
     apply: list[dict[str, Any]] = field(default_factory=list)
     delete: list[Deletion] = field(default_factory=list)
+    scale: list[Scale] = field(default_factory=list)
     status: LLMStatus = field(default_factory=LLMStatus)
     events: list[Event] = field(default_factory=list)
     #: seconds until the next reconcile is useful; None: steady, poll at the normal interval

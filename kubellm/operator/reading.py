@@ -184,6 +184,7 @@ def _deployment_state(dep: dict[str, Any], pods: list[dict[str, Any]]) -> Deploy
         version=version,
         spec_hash=(meta.get("annotations") or {}).get(SPEC_HASH_ANNOTATION),
         replicas=int(st.get("replicas") or 0),
+        desired_replicas=(dep.get("spec") or {}).get("replicas"),
         ready_replicas=int(st.get("readyReplicas") or 0),
         available_replicas=int(st.get("availableReplicas") or 0),
         updated_replicas=int(st.get("updatedReplicas") or 0),
