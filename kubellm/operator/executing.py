@@ -23,6 +23,7 @@ from kubellm.redaction import redact, redact_tree
 from kubellm.registry import Registry
 
 __all__ = [
+    "ChildrenRefused",
     "Ref",
     "apply_registry",
     "execute",
@@ -32,6 +33,13 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: answers that no retry of the same request fixes by itself: forbidden, invalid, quota
+REFUSALS = frozenset({400, 403, 422})
+
+
+class ChildrenRefused(Exception):
+    """The API server refused to create, patch or delete a child (status says which)."""
 
 
 def merge_patch_diff(old: Any, new: Any) -> Any:
@@ -170,17 +178,38 @@ def execute(
         assert registry is not None
         apply_registry(registry, llm, plan.registry)
     order = {"ConfigMap": 0, "Service": 1, "Deployment": 2, "Job": 3, "HorizontalPodAutoscaler": 4}
+    refused: list[str] = []
     for manifest in sorted(plan.apply, key=lambda m: order.get(m["kind"], 9)):
-        _apply_child(api, llm, observed, manifest)
+        try:
+            _apply_child(api, llm, observed, manifest)
+        except ApiError as exc:
+            if exc.status not in REFUSALS:
+                raise
+            refused.append(f"{manifest['kind']} {manifest['metadata']['name']}: {exc}")
     for scale in plan.scale:  # to and from zero: the only counts the operator writes
         api.patch(
             "Deployment", llm.namespace, scale.deployment, {"spec": {"replicas": scale.replicas}}
         )
         log.info("scaled Deployment %s/%s to %d", llm.namespace, scale.deployment, scale.replicas)
     for deletion in plan.delete:
-        api.delete(deletion.kind, llm.namespace, deletion.name)
+        try:
+            api.delete(deletion.kind, llm.namespace, deletion.name)
+        except ApiError as exc:
+            if exc.status not in REFUSALS:
+                raise
+            refused.append(f"delete {deletion.kind} {deletion.name}: {exc}")
+            continue
         log.info("deleted %s %s/%s", deletion.kind, llm.namespace, deletion.name)
-    return write_outcome(api, Ref(llm.name, llm.namespace, llm.uid), plan, raw_status)
+    if refused:
+        # The API server refused a child (RBAC, admission, quota, validation): say so where
+        # users look, then fail the reconcile so it is retried with backoff.
+        detail = redact("; ".join(refused))[:900]
+        plan.status.message = f"the API server refused: {detail}"
+        plan.events.append(Event("Warning", "ApplyRefused", plan.status.message))
+    changed = write_outcome(api, Ref(llm.name, llm.namespace, llm.uid), plan, raw_status)
+    if refused:
+        raise ChildrenRefused(plan.status.message)
+    return changed
 
 
 def write_outcome(api: KubeApi, ref: Ref, plan: Plan, raw_status: dict[str, Any]) -> bool:
