@@ -3,19 +3,20 @@
 The operator is the one writer of replicas and weights; the gateway only reports. Each
 gateway replica serves ``GET /demand`` on its admin port (not the client-facing one):
 
-    {"seq": 7, "uptimeSeconds": 812.4,
+    {"instance": "5f0c...", "seq": 7, "uptimeSeconds": 812.4,
      "llms": {"team-a/support-bot": {"inflight": 0, "held": 3, "idleSeconds": 0.0,
                                      "holdingSeconds": 1.2, "coldStarts": 2,
                                      "lastColdStartSeconds": 6.8,
                                      "lastColdStartAt": "2026-11-30T10:00:00Z"}}}
 
-``?after=SEQ&wait=SECONDS`` turns it into a long poll: the answer comes when ``seq`` moves
-past SEQ (a request started waiting for an LLM at zero, or a cold start finished) or after
-``wait`` seconds, so the operator hears of a request held at zero within milliseconds
-without the gateway ever writing to the API server. Why a pull and not an annotation the
-gateway writes: the gateway then needs no write permission on LLMs (a patch right on LLMs
-would let it rewrite any spec), the API server takes no write per request burst, and the
-operator, which already reconciles the LLM, decides alone.
+``?instance=ID&after=SEQ&wait=SECONDS`` turns it into a long poll: the answer comes when
+``seq`` moves past SEQ (a request started waiting for an LLM at zero, or a cold start
+finished), at once if ID is not this gateway process's (it restarted: its ``seq`` began
+again), or after ``wait`` seconds, so the operator hears of a request held at zero within
+milliseconds without the gateway ever writing to the API server. Why a pull and not an
+annotation the gateway writes: the gateway then needs no write permission on LLMs (a patch
+right on LLMs would let it rewrite any spec), the API server takes no write per request
+burst, and the operator, which already reconciles the LLM, decides alone.
 
 This module is the format and the pure combination of several replicas' reports; both the
 gateway (`traffic`) and the operator import it, and it imports nothing of ours.
@@ -47,6 +48,8 @@ class LLMDemand:
 
 @dataclass(frozen=True)
 class DemandReport:
+    #: changes with every gateway process: a ``seq`` is only comparable within one
+    instance: str = ""
     seq: int = 0
     uptime_seconds: float = 0.0
     llms: Mapping[str, LLMDemand] = field(default_factory=dict)
@@ -68,7 +71,12 @@ def to_json(report: DemandReport) -> dict[str, Any]:
     for key, d in sorted(report.llms.items()):
         entry = {wire: getattr(d, attr) for wire, attr in _FIELDS.items()}
         llms[key] = {k: v for k, v in entry.items() if v is not None}
-    return {"seq": report.seq, "uptimeSeconds": report.uptime_seconds, "llms": llms}
+    return {
+        "instance": report.instance,
+        "seq": report.seq,
+        "uptimeSeconds": report.uptime_seconds,
+        "llms": llms,
+    }
 
 
 def _count(value: Any, name: str) -> int:
@@ -110,7 +118,11 @@ def from_json(data: Any) -> DemandReport:
             else _seconds(cold, f"{key}.lastColdStartSeconds"),
             last_cold_start_at=str(at)[:64] if at is not None else None,
         )
+    instance = data.get("instance", "")
+    if not isinstance(instance, str) or len(instance) > 64:
+        raise ValueError("instance: expected a short string")
     return DemandReport(
+        instance=instance,
         seq=_count(data.get("seq", 0), "seq"),
         uptime_seconds=_seconds(data.get("uptimeSeconds", 0), "uptimeSeconds"),
         llms=llms,

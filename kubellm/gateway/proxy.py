@@ -430,7 +430,8 @@ class Gateway:
             wait = min(max(float(request.query.get("wait", "0")), 0.0), 60.0)
         except ValueError:
             return web.json_response({"error": "after: integer, wait: seconds"}, status=400)
-        await self.traffic.wait_for_change(after, wait)
+        if request.query.get("instance", self.traffic.instance) == self.traffic.instance:
+            await self.traffic.wait_for_change(after, wait)
         self.traffic.track([v.key for v in self.catalog.all_llms()])
         return web.json_response(to_json(self.traffic.report()))
 

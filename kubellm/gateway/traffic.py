@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Traffic:
         self._started = clock()
         self._llms: dict[str, _LLMTraffic] = {}
         self.seq = 0
+        self.instance = uuid.uuid4().hex[:16]
         self._changed: asyncio.Event | None = None
 
     def _get(self, llm: str) -> _LLMTraffic:
@@ -160,7 +162,7 @@ class Traffic:
                 last_cold_start_seconds=e.last_cold_start_s,
                 last_cold_start_at=e.last_cold_start_at,
             )
-        return DemandReport(self.seq, round(now - self._started, 3), llms)
+        return DemandReport(self.instance, self.seq, round(now - self._started, 3), llms)
 
     def track(self, llms: list[str]) -> None:
         """Make sure every fronted LLM appears in the report (idle since this start)."""

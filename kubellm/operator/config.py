@@ -63,6 +63,9 @@ class OperatorConfig:
     #: it, a promotion survives a lost status (only the operator holds the key). None: the
     #: operator trusts its status alone.
     promotion_key: str | None = None
+    #: the gateways' demand endpoint, e.g. http://kubellm-gateway-admin.kubellm-system.svc:
+    #: 9090/demand (every address of the host is polled); None: nothing scales to zero
+    gateway_demand_url: str | None = None
 
     def tracking_access(self) -> TrackingAccess:
         """The tracking servers the operator may reach: its own and the allowed ones."""
@@ -115,4 +118,5 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "KUBELLM_REGISTRY_BREAKER_THRESHOLD": ("breaker_threshold", int),
     "KUBELLM_REGISTRY_BREAKER_COOLDOWN": ("breaker_cooldown", _duration_seconds),
     "KUBELLM_PROMOTION_KEY": ("promotion_key", str),
+    "KUBELLM_GATEWAY_DEMAND_URL": ("gateway_demand_url", str),
 }

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from kubellm.api.identity import GROUP, PLURAL, VERSION
 from kubellm.operator.config import OperatorConfig
+from kubellm.operator.demanding import follow_demand
 from kubellm.operator.reconciling import Outcome, Reconciler
 from kubellm.operator.webhooks import build_app, register_webhook
 from kubellm.redaction import redact
@@ -116,13 +117,18 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
             # Off the event loop and not awaited: kopf's liveness endpoint and the watches
             # run on this loop, and the registry may be slow or down at start-up.
             background["register"] = asyncio.create_task(register_in_background(reconciler, config))
+        if config.gateway_demand_url:  # scale to zero: demand from the gateways
+            background["demand"] = asyncio.create_task(
+                follow_demand(config.gateway_demand_url, reconciler)
+            )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         reconciler.close()
-        task = background.pop("register", None)
-        if task is not None and not task.done():
-            task.cancel()
+        for task in background.values():
+            if not task.done():
+                task.cancel()
+        background.clear()
         if "app" in runner:
             await runner["app"].cleanup()
 

@@ -13,11 +13,12 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubellm.api.resource import InvalidSpec, parse_llm
 from kubellm.api.status import LLMStatus
+from kubellm.gateway.demand import LLMDemand
 from kubellm.operator.config import OperatorConfig
 from kubellm.operator.executing import Ref, execute, write_outcome
 from kubellm.operator.kube import KubeApi
@@ -49,11 +50,14 @@ class Reconciler:
         api: KubeApi,
         config: OperatorConfig,
         registry_factory: Callable[[str], Registry] | None = None,
+        demand: Callable[[str, str], LLMDemand | None] | None = None,
     ) -> None:
         self.api = api
         self.config = config
         self._access = config.tracking_access()
         self._registry_factory = registry_factory or self._guarded_registry
+        #: the gateways' demand of an LLM (namespace, name), see `demanding`; None: unknown
+        self.demand = demand
         self._registries: dict[str, Registry] = {}
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
@@ -173,6 +177,8 @@ class Reconciler:
             return Outcome(invalid=True, message=str(exc), phase="Invalid")
         registry = self.registry(uri)
         observed = observe(self.api, llm, lambda: registry)
+        if self.demand is not None:
+            observed = replace(observed, demand=self.demand(namespace, name))
         the_plan = plan(llm, observed, self.config)
         execute(self.api, registry, llm, observed, the_plan, raw_status)
         for event in the_plan.events:

@@ -286,7 +286,10 @@ async def test_demand_long_poll_wakes_when_a_request_is_held(make_harness) -> No
     h.add_llm("bot", [("1", "bot", 100)])
     seq = (await (await h.client.get(h.admin_url + "/demand")).json())["seq"]
     started = time.monotonic()
-    poll = asyncio.create_task(h.client.get(h.admin_url + f"/demand?after={seq}&wait=20"))
+    instance = h.gateway.traffic.instance
+    poll = asyncio.create_task(
+        h.client.get(h.admin_url + f"/demand?instance={instance}&after={seq}&wait=20")
+    )
     await asyncio.sleep(0.2)
     assert not poll.done()
     held = asyncio.create_task(h.complete("bot"))
@@ -296,6 +299,17 @@ async def test_demand_long_poll_wakes_when_a_request_is_held(make_harness) -> No
     assert report["seq"] > seq and report["llms"]["default/bot"]["held"] == 1
     held.cancel()
     await asyncio.gather(held, return_exceptions=True)
+
+
+async def test_demand_long_poll_answers_at_once_for_another_instance(make_harness) -> None:
+    """A restarted gateway numbers its changes from 0 again: a poller that names the old
+    instance gets the new state at once instead of waiting for a seq it never reaches."""
+    h = await make_harness()
+    started = time.monotonic()
+    async with h.client.get(h.admin_url + "/demand?instance=gone&after=999&wait=20") as resp:
+        report = await resp.json()
+    assert time.monotonic() - started < 5
+    assert report["instance"] == h.gateway.traffic.instance
 
 
 async def test_readiness_waits_for_the_first_lists(make_harness) -> None:

@@ -9,6 +9,7 @@ from kubellm.gateway.demand import DemandReport, LLMDemand, combine, from_json, 
 
 def test_report_round_trips_through_json() -> None:
     report = DemandReport(
+        instance="a1b2",
         seq=4,
         uptime_seconds=12.5,
         llms={
@@ -43,6 +44,7 @@ def test_report_round_trips_through_json() -> None:
         {"llms": {"ns/bot": {"idleSeconds": float("inf")}}},
         {"llms": {"ns/bot": {"lastColdStartSeconds": -2}}},
         {"seq": "7"},
+        {"instance": 7},
     ],
 )
 def test_malformed_reports_are_refused(bad: object) -> None:
@@ -52,6 +54,7 @@ def test_malformed_reports_are_refused(bad: object) -> None:
 
 def test_replicas_add_up_and_the_least_idle_one_counts() -> None:
     a = DemandReport(
+        "a",
         1,
         100.0,
         {
@@ -66,6 +69,7 @@ def test_replicas_add_up_and_the_least_idle_one_counts() -> None:
         },
     )
     b = DemandReport(
+        "b",
         5,
         100.0,
         {
@@ -86,7 +90,7 @@ def test_replicas_add_up_and_the_least_idle_one_counts() -> None:
 
 
 def test_a_replica_that_has_not_seen_an_llm_bounds_its_idleness_by_its_uptime() -> None:
-    old = DemandReport(1, 3600.0, {"ns/bot": LLMDemand(idle_seconds=3000.0)})
-    fresh = DemandReport(0, 20.0, {})
+    old = DemandReport("old", 1, 3600.0, {"ns/bot": LLMDemand(idle_seconds=3000.0)})
+    fresh = DemandReport("fresh", 0, 20.0, {})
     assert combine([old, fresh])["ns/bot"].idle_seconds == 20.0
     assert combine([]) == {}
