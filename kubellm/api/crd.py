@@ -57,16 +57,16 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Registry version under test.",
     },
     {
-        "name": "Replicas",
-        "type": "integer",
-        "jsonPath": ".status.serving.replicas",
-        "description": "Ready replicas of the production release (0: scaled to zero).",
-    },
-    {
         "name": "P95-ms",
         "type": "number",
         "jsonPath": ".status.lastP95Ms",
         "description": "p95 latency of the latest load test (ms).",
+    },
+    {
+        "name": "Replicas",
+        "type": "integer",
+        "jsonPath": ".status.serving.replicas",
+        "description": "Ready replicas of the production release (0: scaled to zero).",
     },
     {
         "name": "Cold-start-s",

@@ -107,8 +107,8 @@ def test_printer_columns_show_phase_versions_replicas_and_p95() -> None:
         "Phase",
         "Production",
         "Candidate",
-        "Replicas",
         "P95-ms",
+        "Replicas",
         "Cold-start-s",
         "Age",
     ]
