@@ -134,7 +134,8 @@ async def test_gateway_routes_by_status_and_holds_while_a_release_scales_from_ze
         "spec": {"model": {"registeredModel": "bot"}},
     }
     apply(localkube, ns, manifest)
-    status = {"status": {"production": {"version": "1"}}}
+    route = {"version": "1", "service": "bot", "weight": 100}
+    status = {"status": {"serving": {"routes": [route]}}}
     kubectl(
         localkube,
         "patch",
