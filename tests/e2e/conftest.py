@@ -69,6 +69,8 @@ class Operator:
     starts: int = 0
     #: the kubeconfig the operator uses (a ServiceAccount token's on a real cluster)
     kubeconfig: Path | None = None
+    #: more KUBELLM_* settings, e.g. the gateway's demand URL (tests/e2e/test_gateway.py)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         env = self.cluster.env(
@@ -81,6 +83,7 @@ class Operator:
         )
         if self.kubeconfig is not None:
             env["KUBECONFIG"] = str(self.kubeconfig)
+        env.update(self.extra_env)
         env.pop("KUBELLM_WEBHOOK_SECRET", None)
         if self.webhooks:
             env["KUBELLM_WEBHOOK_SECRET"] = WEBHOOK_SECRET
@@ -308,7 +311,11 @@ def _localkube_calls(log_text: str) -> set[tuple[str, str, str]]:
 def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """The cluster KUBELLM_E2E_CLUSTER names, with the LLM CRD established."""
     workdir = tmp_path_factory.mktemp("e2e-kube")
-    with local_cluster(workdir, time_scale=1.0, control_plane=E2E_CLUSTER) as cluster:
+    # the real node advertises 2 fake GPUs, so the real scheduler can be tested with them
+    gpus = ("--gpus", "2") if E2E_CLUSTER == "real" else ()
+    with local_cluster(
+        workdir, time_scale=1.0, control_plane=E2E_CLUSTER, extra_args=gpus
+    ) as cluster:
         CLUSTERS_SEEN.add(cluster.description)
         if cluster.control_plane == "real":
             install_chart(cluster)
