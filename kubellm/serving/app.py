@@ -84,6 +84,7 @@ class ServerSettings:
     served_model_name: str | None = None
     max_batch_size: int = 32
     max_queue: int = 256
+    max_step_tokens: int = 256
     max_new_tokens: int = 512
     max_prompt_tokens: int | None = None
     api_key: str | None = None
@@ -178,7 +179,11 @@ def load_into(state: ServerState) -> None:
     engine = Engine(
         loaded.model,
         loaded.tokenizer,
-        EngineConfig(max_batch_size=s.max_batch_size, max_queue=s.max_queue),
+        EngineConfig(
+            max_batch_size=s.max_batch_size,
+            max_queue=s.max_queue,
+            max_step_tokens=s.max_step_tokens,
+        ),
         context_len=loaded.context_len,
         eos_ids=loaded.eos_ids,
         pad_id=loaded.pad_id,
@@ -342,7 +347,11 @@ def create_app(
                 param="max_tokens",
             )
         params = SamplingParams(
-            temperature=req.temperature, top_p=req.top_p, seed=req.seed, stop=req.stop_sequences()
+            temperature=req.temperature,
+            top_p=req.top_p,
+            seed=req.seed,
+            stop=req.stop_sequences(),
+            ignore_eos=req.ignore_eos,
         )
         return _Prepared(
             prompt_ids=prompt_ids,

@@ -47,6 +47,13 @@ def register(subparsers: Any) -> None:
     _add(serve, "--served-model-name", "model name clients send (default: from --model)")
     _add(serve, "--max-batch-size", "sequences decoded together", type=int, default=32)
     _add(serve, "--max-queue", "waiting requests before 429", type=int, default=256)
+    _add(
+        serve,
+        "--max-step-tokens",
+        "tokens one engine step computes (decoding rows + prompt chunks)",
+        type=int,
+        default=256,
+    )
     _add(serve, "--max-new-tokens", "largest max_tokens accepted", type=int, default=512)
     _add(serve, "--max-prompt-tokens", "longest prompt accepted, in tokens", type=int)
     _add(serve, "--api-key-file", "file holding the API key (else env KUBELLM_API_KEY)")
@@ -122,6 +129,7 @@ def run_serve(args: argparse.Namespace) -> int:
         served_model_name=args.served_model_name,
         max_batch_size=int(args.max_batch_size),
         max_queue=int(args.max_queue),
+        max_step_tokens=int(args.max_step_tokens),
         max_new_tokens=int(args.max_new_tokens),
         max_prompt_tokens=max_prompt,
         api_key=api_key,

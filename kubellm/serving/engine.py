@@ -1,44 +1,36 @@
 """The generation engine: continuous (iteration-level) batching over a transformers model.
 
-One dedicated thread owns the model. Between two decode steps it admits waiting
-requests (one left-padded prefill for the newcomers, whose KV cache is then merged into
-the running batch's cache), runs one decode step for every running sequence together,
-hands each sequence its token, and drops the sequences that finished, were cancelled or
-failed, without waiting for the others. The event loop never touches the model: it
-submits requests into a bounded queue and reads per-request event streams.
+One dedicated thread owns the model. Each iteration is one *step*: a single forward pass
+over a flat list of tokens, one per decoding sequence plus chunks of the prompts of
+sequences being prefilled, at most ``max_step_tokens`` in all. A long prompt is thus
+prefilled over several steps while the others keep decoding (chunked prefill), and the
+matrix products always see every token of the step at once. After the step each sequence
+gets its token; finished, cancelled and failed ones leave at once, and waiting requests
+take their slots. The event loop never touches the model: it submits requests into a
+bounded queue and reads per-request event streams, delivered once per step.
 
-Why our own scheduler rather than transformers' continuous batching
---------------------------------------------------------------------
-transformers ships a continuous-batching manager (``generate_batch``, used by
-``transformers serve --continuous-batching``). It is built for accelerators: a paged KV
-cache, ragged batches flattened into one sequence with block tables, and a scheduler that
-re-plans memory blocks every step. On CPU that bookkeeping buys nothing (the KV cache is
-small next to the weights) and costs memory and Python time. So this engine keeps the
-dense path that ``generate`` uses (a ``DynamicCache`` of ``[batch, heads, length, dim]``
-tensors, left padding, explicit position ids, SDPA) and adds only what serving needs:
-sequences join and leave between steps (joining: one concat of the cache along the
-batch axis; leaving: one index-select, then cutting left padding nobody attends to), a
-burst's newcomers are prefilled before the next decode step, and a step's events reach
-the event loop in one wake-up. Measured with ``bench/serving.py`` (2 shared cores,
-SmolLM2-135M fp32, 32 clients x 64 tokens, one invocation at a quiet moment):
-kubellm 161 tokens/s, ``transformers serve --continuous-batching`` 137, one batched
-``generate`` 125 (it keeps finished rows in the batch), naive one-generate-per-request
-18; p95 time to first token 0.64 s vs 0.87 s; peak RSS 1.04 GB vs 1.59 GB. Under CPU
-contention from other processes the gap widens (72 vs 42 tokens/s in another run).
-Decoding SmolLM2 on two cores is compute-bound at batch 32, so any batching server
-converges towards the same tokens/s; the margin comes from overheads, not FLOPs.
+The KV cache is ``kvslots.SlotCache``: a preallocated row per sequence, written in place,
+read in place by our attention function (see that module). Joining costs nothing; leaving
+costs one row copy (the top decoding row fills the hole, ``plan_compaction``); attention
+reads positions below the longest row, each row masking its own tail. The model's own
+modules do everything else, so any transformers causal LM that supports the attention
+interface runs unchanged, and greedy output equals ``generate`` in fp32 (tested).
 
-Isolation: a failing sequence (detokenisation, sampling) fails alone; a failing prefill
-of a group is retried one request at a time so that only the culprit fails; a failing
-decode step fails the sequences of that step and the engine carries on with an empty
-batch. The thread itself only ends on ``stop()``.
+Why our own scheduler rather than transformers' continuous batching: that one is built
+for accelerators (paged KV blocks gathered per step, a scheduler that re-plans memory
+blocks every step); on two CPU cores the bookkeeping costs more than it saves.
+
+Isolation: a failing sequence (detokenisation, sampling) fails alone; when a step that
+prefills newcomers fails, each newcomer is retried in a step of its own, so only the
+culprit fails; a failing decode-only step fails its rows. Other exceptions in the loop
+itself are bugs: the thread records them in ``crashed``, fails every request, and
+``alive`` turns false.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import queue
 import threading
@@ -52,12 +44,13 @@ import torch
 
 from kubellm.serving.detokenizing import DecodeState, decode_step
 from kubellm.serving.errors import EngineFailure, ModelNotReady, Overloaded
+from kubellm.serving.kvslots import Chunk, SlotCache, Step, install
 from kubellm.serving.sampling import SamplingParams, check_stop, make_generator, next_tokens
 from kubellm.serving.scheduling import (
     finish_reason,
-    leading_padding,
     plan_admission,
-    should_decode,
+    plan_chunks,
+    plan_compaction,
 )
 
 __all__ = [
@@ -77,13 +70,14 @@ log = logging.getLogger(__name__)
 class EngineConfig:
     max_batch_size: int = 32
     max_queue: int = 256
-    # Padded tokens (sequences x longest prompt) one prefill may compute: bounds the
-    # pause that newcomers impose on running sequences and the prefill's memory.
-    max_prefill_tokens: int = 8192
-    # Requests that arrive while a prefill runs are prefilled next, before the running
-    # batch decodes again, up to this many prefills in a row: first tokens come sooner
-    # when a burst trickles in over several steps, and decoding is never starved.
-    max_prefills_in_a_row: int = 4
+    # Tokens one step computes: a token per decoding row plus prompt chunks. Bounds the
+    # pause a long prompt imposes on the decoding rows (chunked prefill).
+    max_step_tokens: int = 256
+    # Prompt tokens a step prefills however many rows decode, so newcomers always progress.
+    min_prefill_chunk: int = 32
+    # Cache positions (prompt + token cap of every admitted sequence) the batch may
+    # reserve; None: bounded only by max_batch_size x context.
+    max_cache_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -185,73 +179,20 @@ class _Sequence:
     params: SamplingParams
     max_new_tokens: int
     generator: torch.Generator
+    need: int  # cache positions it may fill: prompt + token cap, within the context
     generated: list[int] = field(default_factory=list)
     text: str = ""  # decoded so far (may run ahead of what was delivered)
     emitted: int = 0  # characters of ``text`` already delivered
     decode_state: DecodeState = field(default_factory=DecodeState)
     done: bool = False
+    slot: int = -1
+    prefilled: int = 0  # prompt tokens whose keys and values are in the cache
+    suspect: bool = False  # in a step that failed: prefilled alone from now on
 
-
-def _pad_left(t: torch.Tensor, n: int, dim: int) -> torch.Tensor:
-    if n == 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = n
-    return torch.cat([t.new_zeros(shape), t], dim=dim)
-
-
-class _Batch:
-    """The running sequences and the tensors they share, row i belonging to seqs[i]."""
-
-    def __init__(self) -> None:
-        self.seqs: list[_Sequence] = []
-        self.cache: Any = None  # transformers DynamicCache
-        self.mask = torch.zeros((0, 0), dtype=torch.long)
-        self.positions = torch.zeros((0,), dtype=torch.long)
-        self.last = torch.zeros((0,), dtype=torch.long)
-
-    def __len__(self) -> int:
-        return len(self.seqs)
-
-    def merge(self, other: _Batch) -> None:
-        """Append ``other``'s rows, left-padding whichever cache is shorter."""
-        if not self.seqs:
-            self.seqs, self.cache = other.seqs, other.cache
-            self.mask, self.positions, self.last = other.mask, other.positions, other.last
-            return
-        la, lb = self.mask.shape[1], other.mask.shape[1]
-        length = max(la, lb)
-        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
-            mine.keys = torch.cat(
-                [_pad_left(mine.keys, length - la, 2), _pad_left(theirs.keys, length - lb, 2)]
-            )
-            mine.values = torch.cat(
-                [_pad_left(mine.values, length - la, 2), _pad_left(theirs.values, length - lb, 2)]
-            )
-        self.mask = torch.cat(
-            [_pad_left(self.mask, length - la, 1), _pad_left(other.mask, length - lb, 1)]
-        )
-        self.seqs = self.seqs + other.seqs
-        self.positions = torch.cat([self.positions, other.positions])
-        self.last = torch.cat([self.last, other.last])
-
-    def keep(self, rows: list[int]) -> None:
-        """Keep only ``rows``, then cut the left padding no remaining row needs."""
-        if len(rows) == len(self.seqs):
-            return
-        if not rows:
-            self.__init__()  # type: ignore[misc]
-            return
-        idx = torch.tensor(rows, dtype=torch.long)
-        self.seqs = [self.seqs[i] for i in rows]
-        self.mask = self.mask[idx]
-        self.positions = self.positions[idx]
-        self.last = self.last[idx]
-        cut = leading_padding(self.mask.any(dim=0).tolist())
-        self.mask = self.mask[:, cut:]
-        for layer in self.cache.layers:
-            layer.keys = layer.keys[idx, :, cut:]
-            layer.values = layer.values[idx, :, cut:]
+    @property
+    def length(self) -> int:
+        """Positions of this sequence in the cache before its next token."""
+        return self.prefilled + max(0, len(self.generated) - 1)
 
 
 class Engine:
@@ -274,15 +215,18 @@ class Engine:
         self.eos_ids = frozenset(eos_ids)
         self.pad_id = pad_id
         self.device = next(model.parameters()).device
-        # transformers renamed ``past_key_values`` to ``cache`` during 5.x; accept both.
-        params = inspect.signature(model.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        install(model)
+        self._cache = SlotCache(config.max_batch_size)
+        # Any 4-D mask makes transformers skip building its own; slot_attention ignores it.
+        self._no_mask = torch.ones((1, 1, 1, 1), dtype=torch.bool, device=self.device)
         self._waiting: deque[_Sequence] = deque()
+        self._prefilling: list[_Sequence] = []  # first come, first prefilled
+        self._running: list[_Sequence] = []  # decoding; _running[i] owns slot i
         self._cv = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._batch = _Batch()
         self._outbox: list[tuple[RequestStream, Event]] = []
+        self.crashed: BaseException | None = None
         self.running = 0  # read by metrics; written by the engine thread only
         self.steps = 0
 
@@ -291,9 +235,14 @@ class Engine:
     def waiting(self) -> int:
         return len(self._waiting)
 
+    @property
+    def alive(self) -> bool:
+        """The engine thread runs (false before start, after stop, and if it died)."""
+        return self._thread is not None and self._thread.is_alive() and self.crashed is None
+
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="kubellm-engine", daemon=True)
+            self._thread = threading.Thread(target=self._main, name="kubellm-engine", daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -311,16 +260,18 @@ class Engine:
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> RequestStream:
         """Queue a request; raise ``Overloaded`` when the queue is full."""
-        if self._thread is None or self._stopping:
+        if not self.alive or self._stopping:
             raise ModelNotReady("the engine is not running")
         stream = RequestStream(loop)
         stream._wake = self._notify
+        prompt = list(prompt_ids)
         seq = _Sequence(
             stream=stream,
-            prompt_ids=list(prompt_ids),
+            prompt_ids=prompt,
             params=params,
             max_new_tokens=max_new_tokens,
             generator=make_generator(params.seed),
+            need=min(len(prompt) + max_new_tokens, self.context_len),
         )
         with self._cv:
             if len(self._waiting) >= self.config.max_queue:
@@ -344,151 +295,207 @@ class Engine:
         with self._cv:
             self._cv.notify()
 
-    def _loop(self) -> None:
-        prefills_in_a_row = 0
-        with torch.inference_mode():
-            while True:
-                with self._cv:
-                    while not self._stopping and not self._waiting and not self._batch.seqs:
-                        self._cv.wait()
-                    if self._stopping:
-                        break
-                    admitted = self._take_admitted()
-                self._flush()
-                if admitted:
-                    started = time.perf_counter()
-                    self._prefill_isolated(admitted)
-                    prefills_in_a_row += 1
-                    log.debug(
-                        "prefill %d (batch %d) in %.3fs",
-                        len(admitted),
-                        len(self._batch),
-                        time.perf_counter() - started,
-                    )
-                    self._flush()
-                self.running = len(self._batch)
-                if not self._batch.seqs:
-                    continue
-                more_waiting = bool(self._waiting) and len(self._batch) < self.config.max_batch_size
-                if should_decode(
-                    admitted=bool(admitted),
-                    more_waiting=more_waiting,
-                    prefills_in_a_row=prefills_in_a_row,
-                    max_prefills_in_a_row=self.config.max_prefills_in_a_row,
-                ):
-                    prefills_in_a_row = 0
-                    self._decode_step()
-                    self._flush()
-                    self.running = len(self._batch)
+    def _main(self) -> None:
+        try:
+            with torch.inference_mode():
+                self._loop()
+        except BaseException as exc:  # a bug in the loop itself: report it, fail everyone
+            log.exception("the engine thread died")
+            self.crashed = exc
+            self._abort_all(EngineFailure(f"the engine stopped: {exc}"))
+            return
         self._abort_all(ModelNotReady("the server is shutting down"))
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not (self._stopping or self._waiting or self._prefilling or self._running):
+                    self._cv.wait()
+                if self._stopping:
+                    return
+                admitted = self._take_admitted()
+            for seq in admitted:
+                self._cache.ensure_capacity(seq.need)
+            self._drop_cancelled_prefills()
+            if self._running or self._prefilling:
+                started = time.perf_counter()
+                self._step()
+                log.debug(
+                    "step %d: %d decoding, %d prefilling, %.3fs",
+                    self.steps,
+                    len(self._running),
+                    len(self._prefilling),
+                    time.perf_counter() - started,
+                )
+            self._flush()
+            self.running = len(self._running) + len(self._prefilling)
+            if not self.running:
+                with self._cv:
+                    if not self._waiting:
+                        self._cache.reset()  # idle: give the cache's memory back
 
     def _take_admitted(self) -> list[_Sequence]:
         for gone in [s for s in self._waiting if s.stream.cancelled]:
             self._waiting.remove(gone)
             self._finish(gone, "cancelled")
-        live = list(self._waiting)
+        in_batch = self._running + self._prefilling
         n = plan_admission(
-            len(self._batch),
-            [len(s.prompt_ids) for s in live],
+            len(in_batch),
+            [s.need for s in self._waiting],
             max_batch_size=self.config.max_batch_size,
-            max_prefill_tokens=self.config.max_prefill_tokens,
+            max_cache_tokens=self.config.max_cache_tokens,
+            reserved_tokens=sum(s.need for s in in_batch),
         )
-        admitted = live[:n]
-        for s in admitted:
-            self._waiting.remove(s)
+        taken = {s.slot for s in in_batch}
+        free = [i for i in range(self.config.max_batch_size) if i not in taken]
+        admitted = [self._waiting.popleft() for _ in range(n)]
+        for seq in admitted:
+            seq.slot = free.pop()  # from the top: the bottom slots are for decoding rows
+            self._prefilling.append(seq)
         return admitted
 
-    def _prefill_isolated(self, seqs: list[_Sequence]) -> None:
-        try:
-            self._prefill(seqs)
-        except Exception as exc:
-            if len(seqs) == 1:
-                log.exception("prefill failed for one request")
-                self._fail(seqs[0], exc)
-                return
-            log.warning("batched prefill failed (%s); retrying one request at a time", exc)
-            for s in seqs:
-                self._prefill_isolated([s])
+    def _drop_cancelled_prefills(self) -> None:
+        for seq in [s for s in self._prefilling if s.stream.cancelled]:
+            self._prefilling.remove(seq)
+            self._cache.release(seq.slot)
+            self._finish(seq, "cancelled")
 
-    def _prefill(self, seqs: list[_Sequence]) -> None:
-        length = max(len(s.prompt_ids) for s in seqs)
-        ids = torch.full((len(seqs), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), length), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            n = len(s.prompt_ids)
-            ids[i, length - n :] = torch.tensor(s.prompt_ids, dtype=torch.long)
-            mask[i, length - n :] = 1
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        from transformers import DynamicCache
-
-        cache = DynamicCache()
-        out = self.model(
-            input_ids=ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            position_ids=position_ids.to(self.device),
-            use_cache=True,
-            logits_to_keep=1,
-            **{self._cache_kw: cache},
-        )
-        tokens = next_tokens(
-            out.logits[:, -1, :], [s.params for s in seqs], [s.generator for s in seqs]
-        )
-        part = _Batch()
-        part.seqs, part.cache, part.mask = list(seqs), cache, mask
-        part.positions = torch.tensor([len(s.prompt_ids) for s in seqs], dtype=torch.long)
-        part.last = torch.tensor(tokens, dtype=torch.long)
-        self._batch.merge(part)
-        self._advance_all(tokens, offset=len(self._batch) - len(seqs))
-
-    def _decode_step(self) -> None:
-        batch = self._batch
-        try:
-            mask = torch.cat([batch.mask, torch.ones((len(batch), 1), dtype=torch.long)], dim=1)
-            out = self.model(
-                input_ids=batch.last[:, None].to(self.device),
-                attention_mask=mask.to(self.device),
-                position_ids=batch.positions[:, None].to(self.device),
-                use_cache=True,
-                **{self._cache_kw: batch.cache},
+    def _step(self) -> None:
+        """One forward pass: a token for every decoding row plus prompt chunks."""
+        running = self._running
+        if self._prefilling and self._prefilling[0].suspect:
+            running, prefilling = [], self._prefilling[:1]  # isolate it: a failure is its own
+            budget = self.config.max_step_tokens
+            sizes = plan_chunks(0, [self._left(prefilling[0])], token_budget=budget, min_chunk=1)
+        else:
+            prefilling = [s for s in self._prefilling if not s.suspect]
+            sizes = plan_chunks(
+                len(running),
+                [self._left(s) for s in prefilling],
+                token_budget=self.config.max_step_tokens,
+                min_chunk=self.config.min_prefill_chunk,
             )
-            tokens = next_tokens(
-                out.logits[:, -1, :],
-                [s.params for s in batch.seqs],
-                [s.generator for s in batch.seqs],
-            )
+        tokens = [s.generated[-1] for s in running]
+        positions = [s.length for s in running]
+        keep = list(range(len(running)))
+        chunks: list[Chunk] = []
+        completing: list[_Sequence] = []
+        for seq, size in zip(prefilling, sizes, strict=False):
+            chunks.append(Chunk(len(tokens), seq.slot, seq.prefilled, size))
+            tokens += seq.prompt_ids[seq.prefilled : seq.prefilled + size]
+            positions += range(seq.prefilled, seq.prefilled + size)
+            if seq.prefilled + size == len(seq.prompt_ids):
+                keep.append(len(tokens) - 1)
+                completing.append(seq)
+        chunked = prefilling[: len(chunks)]
+        sampled = [*running, *completing]
+        try:
+            lens = [p + 1 for p in positions[: len(running)]]
+            step = Step.build(self._cache, lens, chunks, self.device)
+            logits = self._forward(tokens, positions, step, keep)
+            new = next_tokens(logits, [s.params for s in sampled], [s.generator for s in sampled])
         except Exception as exc:
-            log.exception("decode step failed; failing the %d sequences in it", len(batch))
-            for s in batch.seqs:
-                self._fail(s, exc)
-            self._batch = _Batch()
+            self._step_failed(exc, running, chunked)
             return
         self.steps += 1
-        batch.mask = mask
-        batch.positions = batch.positions + 1
-        batch.last = torch.tensor(tokens, dtype=torch.long)
-        self._advance_all(tokens, offset=0)
+        for seq, chunk in zip(chunked, chunks, strict=True):
+            seq.prefilled += chunk.length
+        for seq, token in zip(sampled, new, strict=True):
+            self._advance_safely(seq, token)
+        self._leave([i for i, s in enumerate(self._running) if s.done])
+        for seq in completing:
+            self._prefilling.remove(seq)
+            seq.suspect = False
+            if seq.done:
+                self._cache.release(seq.slot)
+            else:
+                self._join(seq)
 
-    def _advance_all(self, tokens: list[int], offset: int) -> None:
-        """Give each sequence its token; drop the ones that are done from the batch."""
-        for i, token in enumerate(tokens):
-            seq = self._batch.seqs[offset + i]
-            try:
-                self._advance(seq, token)
-            except Exception as exc:
-                log.exception("post-processing failed for one request")
-                self._fail(seq, exc)
-        keep = [i for i, s in enumerate(self._batch.seqs) if not s.done]
-        self._batch.keep(keep)
+    def _left(self, seq: _Sequence) -> int:
+        return len(seq.prompt_ids) - seq.prefilled
+
+    def _forward(
+        self, tokens: list[int], positions: list[int], step: Step, keep: list[int]
+    ) -> torch.Tensor:
+        out = self.model(
+            input_ids=torch.tensor([tokens], dtype=torch.long, device=self.device),
+            position_ids=torch.tensor([positions], dtype=torch.long, device=self.device),
+            attention_mask=self._no_mask,
+            use_cache=False,
+            logits_to_keep=torch.tensor(keep, dtype=torch.long, device=self.device),
+            kubellm_step=step,
+        )
+        return out.logits[0]
+
+    def _step_failed(
+        self, exc: Exception, running: list[_Sequence], chunked: list[_Sequence]
+    ) -> None:
+        """Blame whoever a failed step can be pinned on; the others carry on.
+
+        A step with prompt chunks marks their sequences suspect: each is then prefilled
+        alone, and fails alone if it fails again. A step without chunks fails its rows.
+        Nothing was committed, so the retried tokens overwrite what the step wrote.
+        """
+        if chunked and not (len(chunked) == 1 and chunked[0].suspect):
+            log.warning("step failed (%s); prefilling its %d newcomers alone", exc, len(chunked))
+            for seq in chunked:
+                seq.suspect = True
+            return
+        culprits = chunked or running
+        log.error("step failed; failing its %d sequences", len(culprits), exc_info=exc)
+        for seq in culprits:
+            self._fail(seq, exc)
+            self._cache.release(seq.slot)
+        if chunked:
+            self._prefilling.remove(chunked[0])
+        else:
+            self._running = []
+
+    def _leave(self, rows: list[int]) -> None:
+        """Drop finished decoding rows; the rows above refill the holes (one copy each)."""
+        if not rows:
+            return
+        running = self._running
+        for src, dst in plan_compaction(len(running), rows):
+            self._cache.move(src, dst, running[src].length)
+            running[dst] = running[src]
+            running[dst].slot = dst
+        keep = len(running) - len(rows)
+        for slot in range(keep, len(running)):
+            self._cache.release(slot)
+        del running[keep:]
+
+    def _join(self, seq: _Sequence) -> None:
+        """Move a freshly prefilled sequence to the slot after the decoding rows."""
+        target = len(self._running)
+        if seq.slot != target:
+            other = next((s for s in self._prefilling if s.slot == target), None)
+            if other is None:
+                self._cache.move(seq.slot, target, seq.prefilled)
+                self._cache.release(seq.slot)
+            else:
+                self._cache.swap(seq.slot, seq.prefilled, target, other.prefilled)
+                other.slot = seq.slot
+            seq.slot = target
+        self._running.append(seq)
+
+    def _advance_safely(self, seq: _Sequence, token: int) -> None:
+        try:
+            self._advance(seq, token)
+        except Exception as exc:
+            log.exception("post-processing failed for one request")
+            self._fail(seq, exc)
 
     def _advance(self, seq: _Sequence, token: int) -> None:
         if seq.stream.cancelled:
             self._finish(seq, "cancelled")
             return
         seq.generated.append(token)
-        is_eos = token in self.eos_ids
+        eos_ids = frozenset() if seq.params.ignore_eos else self.eos_ids
+        is_eos = token in eos_ids
         ids = seq.generated[:-1] if is_eos else seq.generated
-        last = is_eos or len(seq.generated) >= seq.max_new_tokens
-        last = last or len(seq.prompt_ids) + len(seq.generated) >= self.context_len
+        context_full = len(seq.prompt_ids) + len(seq.generated) >= self.context_len
+        last = is_eos or len(seq.generated) >= seq.max_new_tokens or context_full
         delta, seq.decode_state = decode_step(self._decode, ids, seq.decode_state, final=last)
         seq.text += delta
         text = seq.text
@@ -497,9 +504,9 @@ class Engine:
             token,
             generated=len(seq.generated),
             max_new_tokens=seq.max_new_tokens,
-            eos_ids=self.eos_ids,
+            eos_ids=eos_ids,
             stopped_by_string=stop.stopped,
-            context_full=len(seq.prompt_ids) + len(seq.generated) >= self.context_len,
+            context_full=context_full,
         )
         # At the end, everything up to the stop string (or all of it) becomes safe to show.
         safe = stop.safe_len if (reason is None or stop.stopped) else len(text)
@@ -523,15 +530,16 @@ class Engine:
         seq.done = True
         self._emit(seq.stream, FinishEvent(reason, len(seq.prompt_ids), len(seq.generated)))
 
-    def _fail(self, seq: _Sequence, exc: Exception) -> None:
+    def _fail(self, seq: _Sequence, exc: BaseException) -> None:
         seq.done = True
         self._emit(seq.stream, ErrorEvent(EngineFailure(f"generation failed: {exc}")))
 
     def _abort_all(self, exc: Exception) -> None:
         with self._cv:
-            pending = list(self._waiting) + list(self._batch.seqs)
+            pending = list(self._waiting) + self._prefilling + self._running
             self._waiting.clear()
-        self._batch = _Batch()
+        self._prefilling, self._running = [], []
+        self._flush()
         for s in pending:
             if not s.done:
                 s.done = True

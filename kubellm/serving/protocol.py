@@ -54,6 +54,8 @@ class _GenerationFields(BaseModel):
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     user: str | None = None
+    # vLLM's extension: generate exactly max_tokens, past end-of-sequence (benchmarks).
+    ignore_eos: bool = False
 
     @field_validator("n")
     @classmethod

@@ -37,6 +37,8 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
+    # Keep generating past end-of-sequence tokens, up to the token cap (benchmarks).
+    ignore_eos: bool = False
 
     @property
     def greedy(self) -> bool:

@@ -1,70 +1,79 @@
 """Batching decisions of the engine, as pure functions of the engine's state.
 
-The engine loop asks three questions between decode steps: how many waiting requests may
-join the running batch now, how much left padding the batch can shed after sequences
-left, and whether a sequence has finished. Each answer depends only on numbers the loop
-already has, so they live here, unit-tested without a model, and the loop stays a thin
-executor of these plans.
+Before each step the engine asks: how many waiting requests take a free slot now, how
+many prompt tokens of each sequence being prefilled go into this step, and which rows
+move to close the holes that finished sequences left (decoding rows must stay in slots
+``0..n-1`` so that attention reads them as one block). After the step it asks whether a
+sequence has finished. Each answer depends only on numbers the loop already has, so they
+live here, unit-tested without a model, and the loop stays a thin executor of these plans.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-__all__ = ["finish_reason", "leading_padding", "plan_admission", "should_decode"]
+__all__ = ["finish_reason", "plan_admission", "plan_chunks", "plan_compaction"]
 
 
 def plan_admission(
-    running: int,
-    waiting_prompt_lens: Sequence[int],
+    occupied: int,
+    waiting_needs: Sequence[int],
     *,
     max_batch_size: int,
-    max_prefill_tokens: int,
+    max_cache_tokens: int | None = None,
+    reserved_tokens: int = 0,
 ) -> int:
-    """How many of the waiting requests (in arrival order) join the batch at this step.
+    """How many of the waiting requests (in arrival order) take a slot at this step.
 
-    A request joins while the batch has room and the padded prefill (count x longest
-    prompt, what one left-padded forward pass really computes) stays within the token
-    budget. The first waiting request always joins when there is room, however long its
-    prompt, so a long prompt can never starve.
+    ``waiting_needs`` is each request's prompt plus its token cap: the cache positions it
+    may fill. A request joins while a slot is free and, with ``max_cache_tokens``, while
+    the positions reserved by sequences in the batch plus its own fit the budget. The first
+    request always joins an empty batch, so a long one can never starve.
     """
-    room = max_batch_size - running
+    room = max_batch_size - occupied
     admitted = 0
-    longest = 0
-    for length in waiting_prompt_lens:
+    reserved = reserved_tokens
+    for need in waiting_needs:
         if admitted >= room:
             break
-        longest_if = max(longest, length)
-        if admitted > 0 and (admitted + 1) * longest_if > max_prefill_tokens:
+        over_budget = max_cache_tokens is not None and reserved + need > max_cache_tokens
+        if over_budget and occupied + admitted > 0:
             break
         admitted += 1
-        longest = longest_if
+        reserved += need
     return admitted
 
 
-def should_decode(
-    *, admitted: bool, more_waiting: bool, prefills_in_a_row: int, max_prefills_in_a_row: int
-) -> bool:
-    """Whether the running batch decodes now, or newcomers are prefilled first.
+def plan_chunks(
+    n_decode: int, remaining: Sequence[int], *, token_budget: int, min_chunk: int
+) -> list[int]:
+    """Prompt tokens of each prefilling sequence (first come, first served) in this step.
 
-    A prefill gives each newcomer its first token, so prefilling the requests that arrived
-    meanwhile before decoding shortens time to first token during a burst; the cap on
-    prefills in a row keeps running sequences from stalling under a steady stream.
+    A step computes one token per decoding row plus prompt chunks, up to ``token_budget``
+    tokens, which bounds how long a long prompt can pause the decoding rows. Prefill
+    always progresses by at least ``min_chunk`` tokens, however many rows decode.
     """
-    return not (admitted and more_waiting and prefills_in_a_row < max_prefills_in_a_row)
+    budget = max(token_budget - n_decode, min_chunk)
+    out: list[int] = []
+    for left in remaining:
+        if budget <= 0:
+            break
+        take = min(left, budget)
+        out.append(take)
+        budget -= take
+    return out
 
 
-def leading_padding(column_has_token: Sequence[bool]) -> int:
-    """Leading KV-cache columns that no sequence of the batch attends to any more.
+def plan_compaction(n_rows: int, leaving: Collection[int]) -> list[tuple[int, int]]:
+    """Moves ``(src, dst)`` that keep the remaining rows in slots ``0..n-1``.
 
-    ``column_has_token[i]`` tells whether any row of the attention mask is 1 in column
-    ``i``. After long sequences leave, the remaining ones are left-padded to a length
-    nobody needs; those columns can be cut from the cache.
+    Each hole left below the new row count is filled by one of the remaining rows above
+    it, so a leaving sequence costs one row copy, never a copy of the whole batch.
     """
-    for i, has in enumerate(column_has_token):
-        if has:
-            return i
-    return len(column_has_token)
+    keep = n_rows - len(leaving)
+    holes = sorted(i for i in leaving if i < keep)
+    movers = [i for i in range(keep, n_rows) if i not in leaving]
+    return list(zip(movers, holes, strict=True))
 
 
 def finish_reason(

@@ -68,6 +68,58 @@ def test_greedy_engine_output_equals_transformers_generate(
     assert engine.generate(ids, max_new_tokens=20, timeout=30) == expected
 
 
+PROMPTS = [
+    "Hi",
+    "Question: Why was my release refused? Answer:",
+    "roll back",
+    "alias " * 40,
+    "The operator creates the request queue until the release is ready. " * 3,
+]
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_greedy_output_equals_generate_with_chunked_prefill_and_staggered_joins(
+    arch: str, tiny_model_dir: Path, tiny_llama_dir: Path
+) -> None:
+    """fp32, several prompts at once: each prompt is prefilled in chunks of a few tokens
+    inside steps that also decode the others, rows join and leave at different steps, and
+    every output is still exactly what ``generate`` gives for that prompt alone."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model_dir = tiny_model_dir if arch == "gpt2" else tiny_llama_dir
+    ref = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    lm = load_model(model_dir, device=DEVICE, dtype="float32")
+    prompts = [_ids(lm, p) for p in PROMPTS]
+    lengths = [12, 30, 7, 25, 18]
+    expected = []
+    with torch.inference_mode():
+        for ids, n in zip(prompts, lengths, strict=True):
+            out = ref.generate(
+                torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False
+            )
+            expected.append(out[0, len(ids) :].tolist())
+    engine = _engine(lm, max_batch_size=4, max_step_tokens=12, min_prefill_chunk=4)
+    try:
+        steps: list[int] = []
+        forward = engine._forward
+
+        def counting(tokens: list[int], *args: Any) -> Any:
+            steps.append(len(tokens))
+            return forward(tokens, *args)
+
+        engine._forward = counting  # type: ignore[method-assign]
+        streams = []
+        for ids, n in zip(prompts, lengths, strict=True):
+            streams.append(engine.submit(ids, GREEDY, n))
+            time.sleep(0.02)
+        texts = [s.wait(60)[0] for s in streams]
+    finally:
+        engine.stop()
+    assert texts == [lm.tokenizer.decode(e, skip_special_tokens=True) for e in expected]
+    assert max(steps) <= 12  # the step budget holds, however long the prompts
+
+
 def test_requests_joining_a_running_batch_get_the_same_text_as_alone(
     engine: Engine, loaded: LoadedModel
 ) -> None:
