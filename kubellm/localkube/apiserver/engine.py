@@ -99,7 +99,7 @@ class Engine:
         return items
 
     # -- create ------------------------------------------------------------------------
-    def _check_namespace(self, kind: ResourceKind, namespace: str | None) -> None:
+    def _check_namespace(self, kind: ResourceKind, namespace: str | None, name: str) -> None:
         if not kind.namespaced:
             return
         if not namespace:
@@ -112,10 +112,18 @@ class Engine:
         if ns["metadata"].get("deletionTimestamp"):
             raise ApiError(
                 403,
-                f"unable to create new content in namespace {namespace} because it is being "
-                "terminated",
-                name=namespace,
-                kind="namespaces",
+                f'{kind.resource_name} "{name}" is forbidden: unable to create new content in '
+                f"namespace {namespace} because it is being terminated",
+                name=name,
+                group=kind.group,
+                kind=kind.plural,
+                causes=[
+                    {
+                        "reason": "NamespaceTerminating",
+                        "message": f"namespace {namespace} is being terminated",
+                        "field": "metadata.namespace",
+                    }
+                ],
             )
 
     def create(
@@ -173,7 +181,7 @@ class Engine:
                 ],
                 group=kind.group,
             )
-        self._check_namespace(kind, meta.get("namespace"))
+        self._check_namespace(kind, meta.get("namespace"), meta["name"])
         if kind.key.endswith("/customresourcedefinitions") is False and not kind.builtin:
             crd = self.store.get(
                 "apiextensions.k8s.io/customresourcedefinitions", "", kind.resource_name

@@ -105,6 +105,11 @@ def deleted_status(kind: ResourceKind, obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _no_route() -> web.Response:
+    """kube-apiserver's answer for a path outside every API group: plain text, no Status."""
+    return web.Response(status=404, text="404 page not found\n", content_type="text/plain")
+
+
 def _wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
@@ -202,6 +207,8 @@ class Handlers:
             static = self._static(path)
             if static is not None:
                 return static
+        if not self._routed(path):
+            return _no_route()
         group, version, rest = parse_path(self.engine.registry, path)
         if not rest:
             fault = self._take_fault(request, "get", None, None)
@@ -249,6 +256,17 @@ class Handlers:
 
         return respond()
 
+    def _routed(self, path: str) -> bool:
+        """Whether kube-apiserver would route `path` to an API group (served or not)."""
+        parts = path.strip("/").split("/")
+        if parts[0] == "api":
+            return True
+        return (
+            parts[0] == "apis"
+            and len(parts) > 1
+            and parts[1] in self.engine.registry.group_versions()
+        )
+
     def _static(self, path: str) -> web.Response | None:
         reg = self.engine.registry
         if path == "/version":
@@ -274,7 +292,7 @@ class Handlers:
         if len(parts) == 2 and parts[0] == "apis":
             versions = reg.group_versions().get(parts[1])
             if not versions:
-                raise ApiError(404, NOT_FOUND)
+                return _no_route()
             return _json(discovery.api_group(parts[1], versions))
         if path.startswith("/openapi/") or path in ("/healthz", "/readyz", "/livez"):
             if path.startswith("/openapi/"):
@@ -318,11 +336,15 @@ class Handlers:
             field_text = q.get("fieldSelector")
             if verb == "watch" and t.name is not None:
                 field_text = ",".join(filter(None, [field_text, f"metadata.name={t.name}"]))
-            fields = FieldSelector(field_text, kind.key, kind.kind)
+            fields = FieldSelector(field_text, kind.key, kind.kind, builtin=kind.builtin)
             if verb == "watch":
                 return await self._watch(request, t, labels, fields, list_opts)
             items = engine.list(kind, t.namespace, labels, fields)
             if verb == "deletecollection":
+                if kind.key == "/namespaces":  # upstream serves no deletecollection here
+                    raise ApiError(
+                        405, "the server does not allow this method on the requested resource"
+                    )
                 del_opts = DeleteOptions(await _read_body(request), dict(q))
                 deleted = self.collector.delete_collection(kind, items, del_opts)
                 return _json(self._list_body(kind, t.version, deleted))

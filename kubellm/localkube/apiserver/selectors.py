@@ -145,17 +145,37 @@ _KIND_FIELDS: dict[str, dict[str, _Getter]] = {
         "spec.restartPolicy": lambda o: dig(o, "spec", "restartPolicy"),
         "spec.serviceAccountName": lambda o: dig(o, "spec", "serviceAccountName"),
         "status.podIP": lambda o: dig(o, "status", "podIP"),
+        "spec.schedulerName": lambda o: dig(o, "spec", "schedulerName"),
+        "spec.hostNetwork": lambda o: "true" if dig(o, "spec", "hostNetwork") else "false",
+        "status.nominatedNodeName": lambda o: dig(o, "status", "nominatedNodeName"),
     },
     "/namespaces": {"status.phase": lambda o: dig(o, "status", "phase")},
     "/secrets": {"type": lambda o: o.get("type")},
-    "/services": {"spec.clusterIP": lambda o: dig(o, "spec", "clusterIP")},
+    "/services": {
+        "spec.clusterIP": lambda o: dig(o, "spec", "clusterIP"),
+        "spec.type": lambda o: dig(o, "spec", "type"),
+    },
+    "batch/jobs": {"status.successful": lambda o: dig(o, "status", "succeeded") or 0},
 }
+# kinds whose storage converts field labels itself: upstream's message for others differs
+_CONVERTED = {"/pods", "/events", "events.k8s.io/events", "/namespaces", "/secrets", "/services"}
+
+
+def _unsupported_field(name: str, resource_key: str, kind: str, builtin: bool) -> str:
+    """kube-apiserver's words for a field selector on a field the kind does not index."""
+    if resource_key == "batch/jobs":
+        return f'field label "{name}" not supported for {kind}'
+    if resource_key in _CONVERTED or not builtin:
+        return f"field label not supported: {name}"
+    return f'"{name}" is not a known field selector: only "metadata.name", "metadata.namespace"'
 
 
 class FieldSelector:
     """A parsed `fieldSelector` for one resource key; unknown fields give 400."""
 
-    def __init__(self, text: str | None, resource_key: str, kind: str) -> None:
+    def __init__(
+        self, text: str | None, resource_key: str, kind: str, *, builtin: bool = True
+    ) -> None:
         self.reqs: list[tuple[_Getter, bool, str]] = []
         fields = {**_COMMON_FIELDS, **_KIND_FIELDS.get(resource_key, {})}
         for part in _split_top(text or ""):
@@ -173,11 +193,7 @@ class FieldSelector:
             name = name.strip()
             getter = fields.get(name)
             if getter is None:
-                raise ApiError(
-                    400,
-                    f'field label not supported: "{name}"',
-                    reason="BadRequest",
-                )
+                raise ApiError(400, _unsupported_field(name, resource_key, kind, builtin))
             self.reqs.append((getter, negate, value.strip()))
         self.kind = kind
 

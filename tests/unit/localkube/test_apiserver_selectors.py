@@ -50,7 +50,16 @@ def test_field_selector_common_and_event_fields() -> None:
     ).matches(event)
 
 
-def test_unknown_field_label_is_400() -> None:
-    with pytest.raises(ApiError) as err:
-        FieldSelector("spec.size=3", "example.com/widgets", "Widget")
-    assert err.value.code == 400 and "field label not supported" in err.value.message
+def test_unknown_field_label_is_400_worded_per_kind_as_upstream() -> None:
+    def message(resource_key: str, kind: str, builtin: bool = True) -> str:
+        with pytest.raises(ApiError) as err:
+            FieldSelector("spec.size=3", resource_key, kind, builtin=builtin)
+        assert err.value.code == 400
+        return err.value.message
+
+    assert message("example.com/widgets", "Widget", False) == "field label not supported: spec.size"
+    assert message("/pods", "Pod") == "field label not supported: spec.size"
+    assert message("batch/jobs", "Job") == 'field label "spec.size" not supported for Job'
+    assert message("/configmaps", "ConfigMap") == (
+        '"spec.size" is not a known field selector: only "metadata.name", "metadata.namespace"'
+    )
