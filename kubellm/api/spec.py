@@ -33,6 +33,7 @@ __all__ = [
     "ReplicasSpec",
     "ResourcesSpec",
     "RolloutSpec",
+    "SecretKeySelector",
     "ServingSpec",
     "SloSpec",
     "Toleration",
@@ -376,6 +377,20 @@ class EngineSpec(_Model):
     image: str | None = Field(default=None, max_length=512, description="Image override.")
 
 
+class SecretKeySelector(_Model):
+    name: str = Field(
+        pattern=DNS_LABEL_PATTERN,
+        max_length=253,
+        description="Name of a Secret in the LLM's namespace.",
+    )
+    key: str = Field(
+        default="api-key",
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        max_length=253,
+        description="Key inside the Secret.",
+    )
+
+
 class ServingSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra={
@@ -422,6 +437,7 @@ class ServingSpec(_Model):
         if after is not None and duration_seconds(after) <= 0:
             raise ValueError(f"scaleToZeroAfter: must be longer than zero (got {after!r})")
         return self
+
     autoscaling: AutoscalingSpec = Field(
         default_factory=AutoscalingSpec, description="What the autoscaler tracks."
     )
@@ -434,6 +450,21 @@ class ServingSpec(_Model):
         ge=0,
         le=3600,
         description="Grace period for in-flight requests when a pod or release retires.",
+    )
+    api_key_secret: SecretKeySelector | None = Field(
+        default=None,
+        description=(
+            "Optional API key clients must send (Authorization: Bearer KEY), read from this "
+            "Secret key. The server reads it from a mounted file (vLLM: VLLM_API_KEY); the "
+            "load test sends it too. Health probes need no key."
+        ),
+    )
+    model_volume_size: Quantity = Field(
+        default="40Gi",
+        description=(
+            "sizeLimit of the emptyDir each serving pod downloads its version into; the "
+            "kubelet evicts a pod that writes more. Size it to the model's files."
+        ),
     )
 
 

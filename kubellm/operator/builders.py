@@ -22,6 +22,7 @@ from kubellm.api.spec import (
     TrainingMethod,
 )
 from kubellm.operator.config import OperatorConfig
+from kubellm.operator.hardening import harden
 from kubellm.operator.naming import (
     LABEL_COMPONENT,
     LABEL_LLM,
@@ -58,6 +59,7 @@ MODEL_DIR = "/models"
 CHECKPOINT_DIR = "/checkpoints"
 PROMPTS_DIR = "/etc/kubellm/prompts"
 REPORT_DIR = "/report"
+API_KEY_DIR = "/etc/kubellm/api-key"
 TORCHRUN_PORT = 29500
 
 DEFAULT_PROMPTS = (
@@ -132,6 +134,19 @@ def _credentials(llm: LLM, role: str) -> list[dict[str, Any]]:
     }[role]
     secret = narrow or mlflow.credentials_secret
     return [{"secretRef": {"name": secret}}] if secret else []
+
+
+def _api_key_volume(llm: LLM) -> list[dict[str, Any]]:
+    """The serving API key Secret as a read-only file ``API_KEY_DIR/api-key``, if any."""
+    ref = llm.spec.serving.api_key_secret
+    if ref is None:
+        return []
+    items = [{"key": ref.key, "path": "api-key"}]
+    return [{"name": "api-key", "secret": {"secretName": ref.name, "items": items}}]
+
+
+def _api_key_mount() -> dict[str, Any]:
+    return {"name": "api-key", "mountPath": API_KEY_DIR, "readOnly": True}
 
 
 def _resources(res: ResourcesSpec, gpu_resource: str) -> dict[str, Any]:
@@ -237,6 +252,8 @@ def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]
     ]
     if tolerations:
         pod_spec["tolerations"] = tolerations
+    # /tmp without a sizeLimit: MLflow writes the whole model there before uploading it.
+    harden(pod_spec, config, tmp_limit=None)
     job_spec: dict[str, Any] = {
         "backoffLimit": training.backoff_limit,
         "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
@@ -320,6 +337,15 @@ def build_serving_deployment(
                 f"--max-num-seqs={engine.max_batch_size}",
             ],
         }
+        api_key = llm.spec.serving.api_key_secret
+        if api_key is not None:  # vLLM reads its key from the environment
+            server["env"] = [
+                *env,
+                {
+                    "name": "VLLM_API_KEY",
+                    "valueFrom": {"secretKeyRef": {"name": api_key.name, "key": api_key.key}},
+                },
+            ]
     else:
         image = engine.image or (config.cuda_image if serving.resources.gpus else config.image)
         server = {
@@ -346,11 +372,15 @@ def build_serving_deployment(
                 str(engine.max_queue),
             ],
         }
+    mounts = [{"name": "models", "mountPath": MODEL_DIR}]
+    if llm.spec.serving.api_key_secret is not None and engine.name is EngineName.KUBELLM:
+        server["command"] += ["--api-key-file", f"{API_KEY_DIR}/api-key"]
+        mounts.append(_api_key_mount())
     server.update(
-        env=env,
+        env=list(server.get("env") or env),
         ports=[{"name": "http", "containerPort": port}],
         resources=_resources(serving.resources, config.gpu_resource),
-        volumeMounts=[{"name": "models", "mountPath": MODEL_DIR}],
+        volumeMounts=mounts,
         readinessProbe={
             "httpGet": {
                 "path": "/readyz" if engine.name is EngineName.KUBELLM else "/health",
@@ -372,9 +402,13 @@ def build_serving_deployment(
     pod_spec: dict[str, Any] = {
         "initContainers": [fetch],
         "containers": [server],
-        "volumes": [{"name": "models", "emptyDir": {}}],
+        "volumes": [
+            {"name": "models", "emptyDir": {"sizeLimit": serving.model_volume_size}},
+            *_api_key_volume(llm),
+        ],
         "terminationGracePeriodSeconds": serving.drain_seconds + 5,
     }
+    harden(pod_spec, config, tmp_limit=config.tmp_size_limit)
     if config.default_node_selector:
         pod_spec["nodeSelector"] = dict(config.default_node_selector)
     if config.default_tolerations:
@@ -514,7 +548,10 @@ def build_loadtest_job(
     uri = _tracking_uri(llm, config)
     if uri:
         args += ["--tracking-uri", uri]
-    pod_spec = {
+    api_key = _api_key_volume(llm)
+    if api_key:
+        args += ["--api-key-file", f"{API_KEY_DIR}/api-key"]
+    pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [
             {
@@ -526,15 +563,18 @@ def build_loadtest_job(
                 "volumeMounts": [
                     {"name": "prompts", "mountPath": PROMPTS_DIR, "readOnly": True},
                     {"name": "report", "mountPath": REPORT_DIR},
+                    *([_api_key_mount()] if api_key else []),
                 ],
                 "terminationMessagePolicy": "FallbackToLogsOnError",
             }
         ],
         "volumes": [
             {"name": "prompts", "configMap": {"name": prompts_configmap_name(llm.name)}},
-            {"name": "report", "emptyDir": {}},
+            {"name": "report", "emptyDir": {"sizeLimit": "1Gi"}},
+            *api_key,
         ],
     }
+    harden(pod_spec, config, tmp_limit=config.tmp_size_limit)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

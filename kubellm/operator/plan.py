@@ -16,6 +16,7 @@ from kubellm.api.conditions import find, merge
 from kubellm.api.resource import LLM
 from kubellm.api.status import Condition, LLMStatus, Phase
 from kubellm.operator.config import OperatorConfig
+from kubellm.operator.hardening import disallowed_images
 from kubellm.operator.observed import Observed
 from kubellm.operator.plan_rollout import plan_candidate, plan_deletions, plan_production
 from kubellm.operator.plan_training import plan_training
@@ -109,6 +110,9 @@ def plan(
     now: datetime | None = None,
 ) -> Plan:
     """Everything to do for ``llm`` given ``observed``; pure and deterministic."""
+    refused = disallowed_images(llm, config)
+    if refused:  # like an invalid spec for this operator: record why, touch nothing
+        return plan_invalid(llm.status, llm.generation, refused, reason="ImageNotAllowed")
     now = now or datetime.now(UTC)
     w = Work(llm=llm, observed=observed, config=config, now=now, out=Plan())
     w.condition("SpecValid", T, "Valid", "the spec passed validation")

@@ -101,6 +101,23 @@ app.kubernetes.io/component: mlflow
 {{- default (printf "%s-webhook" (include "kubellm.fullname" .)) .Values.webhook.existingSecret }}
 {{- end }}
 
+{{- define "kubellm.mlflow.authEnabled" -}}
+{{- if and .Values.mlflow.server.enabled .Values.mlflow.server.auth.enabled }}true{{ end }}
+{{- end }}
+
+{{- define "kubellm.mlflow.adminSecretName" -}}
+{{- default (printf "%s-admin" (include "kubellm.mlflow.fullname" .)) .Values.mlflow.server.auth.adminSecret }}
+{{- end }}
+
+{{/* The operator's MLflow credentials: the named Secret, else the in-chart server's admin. */}}
+{{- define "kubellm.operatorCredentialsSecret" -}}
+{{- if .Values.mlflow.credentialsSecret }}
+{{- .Values.mlflow.credentialsSecret }}
+{{- else if include "kubellm.mlflow.authEnabled" . }}
+{{- include "kubellm.mlflow.adminSecretName" . }}
+{{- end }}
+{{- end }}
+
 {{- define "kubellm.promotionSecretName" -}}
 {{- default (printf "%s-promotion" (include "kubellm.fullname" .)) .Values.promotion.existingSecret }}
 {{- end }}

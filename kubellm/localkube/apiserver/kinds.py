@@ -136,7 +136,8 @@ BUILTIN_KINDS: tuple[ResourceKind, ...] = (
     ),
     _k("coordination.k8s.io", "v1", "leases", "Lease"),
     # Stored so that Helm charts install as on a real cluster; localkube does not authorize
-    # requests (every client is admin), bind volumes, or enforce disruption budgets.
+    # requests (every client is admin), bind volumes, enforce disruption budgets or
+    # network policies.
     _k("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
     _k("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), status=True),
     _k(
@@ -148,6 +149,7 @@ BUILTIN_KINDS: tuple[ResourceKind, ...] = (
         status=True,
         generation=True,
     ),
+    _k("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
     _k("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     _k("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     _k("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),

@@ -56,6 +56,21 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
     "webhook-existing-secret": {"webhook": {"existingSecret": "my-webhook", "secretKey": "token"}},
     "webhook-secret-value": {"webhook": {"secret": "s3cr3t-from-values"}},
     "webhook-disabled": {"webhook": {"enabled": False}},
+    "mlflow-without-auth": {"mlflow": {"server": {"enabled": True, "auth": {"enabled": False}}}},
+    "hardening-options": {
+        "watchNamespaces": TEAMS,
+        "mlflow": {"server": {"enabled": True, "auth": {"adminSecret": "mlflow-root"}}},
+        "workloads": {"imageAllowlist": ["registry.example.com/ml/*", "vllm/*"]},
+        "networkPolicy": {
+            "serving": {
+                "namespaces": ["team-a"],
+                "ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "apps"}}}],
+                "extraEgress": [{"ports": [{"port": 443, "protocol": "TCP"}]}],
+            },
+            "operator": {"ingressFrom": [{"namespaceSelector": {}}]},
+        },
+    },
+    "network-policy-disabled": {"networkPolicy": {"enabled": False}},
     "gpu-node-defaults": {
         "workloads": {
             "gpuResource": "amd.com/gpu",

@@ -80,7 +80,12 @@ def test_external_database_comes_from_a_secret_and_needs_no_claim(renderer: Rend
     )
     assert rendering.of_kind("PersistentVolumeClaim") == []
     secrets = [s["metadata"]["name"] for s in rendering.of_kind("Secret")]
-    assert secrets == [f"{RELEASE}-promotion", f"{RELEASE}-webhook"]
+    assert secrets == [
+        f"{SERVER}-admin",
+        f"{SERVER}-auth",
+        f"{RELEASE}-promotion",
+        f"{RELEASE}-webhook",
+    ]
 
 
 def test_generated_webhook_encryption_key_is_a_fernet_key(renderer: Renderer) -> None:
