@@ -1,4 +1,7 @@
-"""Two clusters for the session, localkube's emulator and a real kube-apiserver, side by side.
+"""Two clusters for this package, localkube's emulator and a real kube-apiserver, side by side.
+
+They live for this package's tests only (package scope), so a full `make test` run does not
+keep a real control plane busy while the other suites run.
 
 Each differential test runs the same observation on both (in two threads), then compares the
 normalised results with `known.assert_same`, which lets through only the differences that
@@ -39,12 +42,12 @@ def _missing_binaries() -> str:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def known() -> list[Known]:
     return load()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def real_side(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Side]:
     missing = _missing_binaries()
     if missing:
@@ -56,13 +59,13 @@ def real_side(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Side]:
         yield Side("real", cluster)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def localkube_side(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Side]:
     with local_cluster(tmp_path_factory.mktemp("diff-localkube")) as cluster:
         yield Side("localkube", cluster)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sides(real_side: Side, localkube_side: Side) -> tuple[Side, Side]:
     """(localkube, real); the real side first, so a skip starts no cluster at all."""
     return localkube_side, real_side
@@ -102,7 +105,7 @@ def pair(
         side.drop_namespace(name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def crds(sides: tuple[Side, Side]) -> dict[str, Observation]:
     """widgets and gadgets CRDs applied with kubectl (validation on) on both clusters.
 
