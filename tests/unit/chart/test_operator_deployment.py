@@ -83,6 +83,9 @@ def test_default_settings_reach_the_operator_environment(renderer: Renderer) -> 
         "KUBELLM_POLL_INTERVAL": "30s",
         "KUBELLM_WEBHOOK_PORT": "8080",
         "KUBELLM_LIVENESS_PORT": "8081",
+        "KUBELLM_GATEWAY_DEMAND_URL": (
+            "http://kubellm-gateway-admin.kubellm-system.svc.cluster.local:9090/demand"
+        ),
     }
     assert "KUBELLM_MLFLOW_TRACKING_URI" not in env
     assert "envFrom" not in renderer.render("default").operator_container

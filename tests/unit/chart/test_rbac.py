@@ -2,7 +2,8 @@
 
 templates/rbac.yaml spells the rules out by hand; these tests compare what it renders, in
 every install mode, with the one list in Python that the end-to-end tests compare with the
-operator's real API calls.
+operator's real API calls. The gateway (templates/gateway.yaml) has roles of its own, bound to
+its own ServiceAccount: reads of LLMs, Services and Pods, nothing more.
 """
 
 from __future__ import annotations
@@ -19,6 +20,22 @@ from kubellm.operator.permissions import (
 from tests.unit.chart.conftest import CHART, NAMESPACE, RELEASE, TEAMS, Rendering, run_helm
 
 ROLE_KINDS = {"ClusterRole", "Role"}
+GATEWAY = f"{RELEASE}-gateway"
+GATEWAY_READS = {
+    (group, resource, verb)
+    for group, resource in (("kubellm.dev", "llms"), ("", "services"), ("", "pods"))
+    for verb in ("get", "list", "watch")
+}
+
+
+def _is_gateway(doc: dict[str, Any]) -> bool:
+    return doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "gateway"
+
+
+def _operator_docs(rendering: Rendering, kind: str) -> list[dict[str, Any]]:
+    return [d for d in rendering.of_kind(kind) if not _is_gateway(d)]
+
+
 # Verbs that would let the operator grant itself more than this list.
 ESCALATING = {"bind", "escalate", "impersonate", "*"}
 
@@ -67,9 +84,9 @@ def test_cluster_role_grants_exactly_the_operator_permissions(rendering: Renderi
 
 def test_namespaced_mode_grants_the_rest_per_watched_namespace(rendering: Rendering) -> None:
     _, namespaced = _expected(rendering)
-    roles = rendering.of_kind("Role")
+    roles = _operator_docs(rendering, "Role")
     if not namespaced:
-        assert roles == [] and rendering.of_kind("RoleBinding") == []
+        assert roles == [] and _operator_docs(rendering, "RoleBinding") == []
         return
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(TEAMS)
     for role in roles:
@@ -86,20 +103,38 @@ def test_namespaced_mode_keeps_only_cluster_scoped_reads_cluster_wide(
     assert {verb for _, _, verb in granted} == {"get", "list", "watch"}
 
 
-def test_bindings_tie_each_role_to_the_operator_service_account(rendering: Rendering) -> None:
+def test_bindings_tie_each_role_to_its_own_service_account(rendering: Rendering) -> None:
     account = rendering.one("ServiceAccount", RELEASE)["metadata"]
     pod_account = rendering.operator["spec"]["template"]["spec"]["serviceAccountName"]
     assert pod_account == account["name"]
     subject = {"kind": "ServiceAccount", "name": account["name"], "namespace": NAMESPACE}
+    gateway = {"kind": "ServiceAccount", "name": GATEWAY, "namespace": NAMESPACE}
     roles = {(r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"]) for r in (
         d for d in rendering.docs if d["kind"] in ROLE_KINDS)}  # fmt: skip
     bindings = rendering.of_kind("ClusterRoleBinding") + rendering.of_kind("RoleBinding")
     assert len(bindings) == len(roles)
     for binding in bindings:
-        assert binding["subjects"] == [subject]
+        assert binding["subjects"] == [gateway if _is_gateway(binding) else subject]
         ref = binding["roleRef"]
         namespace = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
         assert (ref["kind"], namespace, ref["name"]) in roles
+
+
+def test_gateway_only_reads_llms_services_and_pods(rendering: Rendering) -> None:
+    roles = [d for d in rendering.docs if d["kind"] in ROLE_KINDS and _is_gateway(d)]
+    if rendering.values.get("gateway", {}).get("enabled", True) is False:
+        assert roles == []
+        return
+    watched = rendering.values.get("watchNamespaces", [])
+    if rendering.values.get("rbac", {}).get("namespaced"):
+        assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(watched)
+        assert {r["kind"] for r in roles} == {"Role"}
+    else:
+        assert [(r["kind"], r["metadata"]["name"]) for r in roles] == [("ClusterRole", GATEWAY)]
+    for role in roles:
+        assert _triples(role) == GATEWAY_READS
+    pod = next(d for d in rendering.of_kind("Deployment") if d["metadata"]["name"] == GATEWAY)
+    assert pod["spec"]["template"]["spec"]["serviceAccountName"] == GATEWAY
 
 
 def test_operator_reads_no_secrets_in_any_mode(rendering: Rendering) -> None:
