@@ -1,40 +1,21 @@
 """Label and field selectors, parsed once per request and matched per object.
 
-Label selectors support the full set clients send (`=`, `==`, `!=`, `in`, `notin`, `key`,
-`!key`). Field selectors support `metadata.name`/`metadata.namespace` on every kind plus the
-per-kind fields kubectl describe and friends use; any other field is a 400, as upstream.
+Label selectors are parsed by :mod:`.labelparsing`, as apimachinery parses them (`=`, `==`,
+`!=`, `in`, `notin`, `key`, `!key`, `>`, `<`). Field selectors support `metadata.name` and
+`metadata.namespace` on every kind plus the per-kind fields kubectl describe and friends use;
+any other field is a 400, as upstream.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .errors import ApiError
+from .labelparsing import parse_label_selector
 from .meta import dig
 
 __all__ = ["FieldSelector", "LabelSelector", "match_label_selector_object"]
-
-_SET_RE = re.compile(r"^\s*([^\s!=]+)\s+(in|notin)\s+\((.*)\)\s*$")
-
-
-@dataclass(frozen=True)
-class _Req:
-    key: str
-    op: str  # eq, ne, in, notin, exists, notexists
-    values: frozenset[str]
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        if self.op == "exists":
-            return self.key in labels
-        if self.op == "notexists":
-            return self.key not in labels
-        if self.op in ("eq", "in"):
-            return self.key in labels and labels[self.key] in self.values
-        # ne / notin match objects without the key, as upstream
-        return labels.get(self.key) not in self.values
 
 
 def _split_top(text: str) -> list[str]:
@@ -57,30 +38,10 @@ def _split_top(text: str) -> list[str]:
 
 
 class LabelSelector:
-    """A parsed `labelSelector` query string."""
+    """A parsed `labelSelector` query string (400 for one kube-apiserver would refuse)."""
 
     def __init__(self, text: str | None) -> None:
-        self.reqs: list[_Req] = []
-        for part in _split_top(text or ""):
-            self.reqs.append(self._parse(part))
-
-    @staticmethod
-    def _parse(part: str) -> _Req:
-        m = _SET_RE.match(part)
-        if m:
-            values = frozenset(v.strip() for v in m.group(3).split(",") if v.strip())
-            return _Req(m.group(1), m.group(2), values)
-        for token, op in (("==", "eq"), ("!=", "ne"), ("=", "eq")):
-            if token in part:
-                key, _, value = part.partition(token)
-                if not key.strip():
-                    raise ApiError(400, f"unable to parse requirement: {part!r}")
-                return _Req(key.strip(), op, frozenset([value.strip()]))
-        if part.startswith("!"):
-            return _Req(part[1:].strip(), "notexists", frozenset())
-        if re.match(r"^[A-Za-z0-9./_-]+$", part):
-            return _Req(part, "exists", frozenset())
-        raise ApiError(400, f"unable to parse requirement: {part!r}")
+        self.reqs = parse_label_selector(text or "")
 
     def __bool__(self) -> bool:
         return bool(self.reqs)

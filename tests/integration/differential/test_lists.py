@@ -16,6 +16,18 @@ SELECTORS = {
     "notin and absent": "n notin (0),!zz",
     "exists": "n",
     "does not exist": "!n",
+    "greater than": "n>0",
+    "empty value set": "n in ()",
+    "spaces": "n = 1",
+}
+BAD_SELECTORS = {
+    "bad syntax": "a=(b",
+    "in without parentheses": "a in b",
+    "trailing comma": "a,",
+    "operator after not": "!a=b",
+    "bad value": "a=b@c",
+    "bad key": "A/B/C=x",
+    "gt not integer": "a>b",
 }
 
 
@@ -50,7 +62,7 @@ def test_label_and_field_selectors(pair: Pair, crds: Any) -> None:
             side.call("GET", f"/apis/no-such-group.io/v1/namespaces/{pair.ns}/things").code,
             side.call("GET", f"/apis/no-such-group.io/v1/namespaces/{pair.ns}/things").body,
         ]
-        for key, selector in {"bad syntax": "a=(b", "in without parentheses": "a in b"}.items():
+        for key, selector in BAD_SELECTORS.items():
             obs[f"labels {key}"] = status(side.call("GET", cm, query={"labelSelector": selector}))
         return obs
 
