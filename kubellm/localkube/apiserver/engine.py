@@ -18,6 +18,7 @@ from .defaults import ClusterIPAllocator, default_and_validate, invalid
 from .errors import ApiError
 from .kinds import Registry, ResourceKind
 from .meta import clone, go_strings, now_rfc3339, random_suffix, validate_name
+from .paging import storage_key
 from .patching import apply_patch
 from .schema import process
 from .selectors import FieldSelector, LabelSelector
@@ -95,7 +96,7 @@ class Engine:
             items = [o for o in items if labels.matches(o)]
         if fields:
             items = [o for o in items if fields.matches(o)]
-        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        items.sort(key=storage_key)  # etcd's key order, as kube-apiserver lists
         return items
 
     # -- create ------------------------------------------------------------------------

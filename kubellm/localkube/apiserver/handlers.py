@@ -29,6 +29,7 @@ from .kinds import ResourceKind
 from .listoptions import ListOptions, parse_bool, parse_list_options
 from .logs import serve_log
 from .meta import clone
+from .paging import paginate
 from .patching import APPLY, apply_patch, check_patch_type, decode_patch
 from .protobuf import decode_protobuf
 from .routing import NOT_FOUND, Target, parse_path, resolve
@@ -348,17 +349,25 @@ class Handlers:
                 del_opts = DeleteOptions(await _read_body(request), dict(q))
                 deleted = self.collector.delete_collection(kind, items, del_opts)
                 return _json(self._list_body(kind, t.version, deleted))
+            page = paginate(
+                items,
+                limit=q.get("limit"),
+                token=list_opts.continue_token,
+                current_rv=engine.store.rv,
+                too_old=lambda rv: engine.store.too_old(kind.key, rv),
+                selected=bool(labels or fields),
+            )
             if _wants_table(request):
-                return _json(
-                    build_table(
-                        kind,
-                        t.version,
-                        items,
-                        str(engine.store.rv),
-                        include_object=q.get("includeObject", "Metadata"),
-                    )
+                table = build_table(
+                    kind,
+                    t.version,
+                    page.items,
+                    str(page.resource_version),
+                    include_object=q.get("includeObject", "Metadata"),
                 )
-            return _json(self._list_body(kind, t.version, items))
+                return _json({**table, "metadata": page.metadata()})
+            body = self._list_body(kind, t.version, page.items)
+            return _json({**body, "metadata": page.metadata()})
         assert t.name is not None or verb == "create"
         if verb == "create":
             if t.name is not None:

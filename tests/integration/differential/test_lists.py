@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .conftest import Observation, Pair
-from .probing import MERGE, Side, status
+from .probing import MERGE, Side, status, table
 
 SELECTORS = {
     "equality": "n=0",
@@ -81,11 +81,21 @@ def test_list_paging(pair: Pair) -> None:
         if token:
             rest = side.ok("GET", cm, query={**query, "continue": token})
             names += [o["metadata"]["name"] for o in rest["items"]]
+        unselected = side.ok("GET", cm, query={"limit": "1"})["metadata"]
+        chunked = side.kubectl("-n", pair.ns, "get", "cm", "-l", "n", "--chunk-size=1")
         return {
             "first page": len(first["items"]),
             "continue token": bool(token),
             "all pages": names,
+            "remainingItemCount without selector": unselected.get("remainingItemCount"),
+            "kubectl get --chunk-size=1": table(chunked.stdout),
             "bad token": status(side.call("GET", cm, query={"limit": "2", "continue": "x"})),
+            "bad token padded": status(
+                side.call("GET", cm, query={"limit": "2", "continue": "eyJ2IjoieCJ9=="})
+            ),
+            "truncated token": status(
+                side.call("GET", cm, query={"limit": "2", "continue": "eyJ2Ijo"})
+            ),
         }
 
     pair.check("paging", observe)
