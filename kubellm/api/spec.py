@@ -21,6 +21,7 @@ from pydantic.config import JsonDict
 __all__ = [
     "AutoscalingMetric",
     "AutoscalingSpec",
+    "CheckpointsSpec",
     "DatasetSpec",
     "EngineName",
     "EngineSpec",
@@ -270,6 +271,56 @@ class Toleration(_Model):
     toleration_seconds: int | None = Field(default=None, ge=0, description="For NoExecute.")
 
 
+class CheckpointsSpec(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.claimName) != has(self.size)",
+                    "set either claimName (an existing claim) or size (a new one)",
+                    ".size",
+                ),
+                cel(
+                    "!has(self.storageClassName) || has(self.size)",
+                    "only for a claim the operator creates (size)",
+                    ".storageClassName",
+                ),
+            ]
+        }
+    )
+
+    claim_name: str | None = Field(
+        default=None,
+        pattern=DNS_LABEL_PATTERN,
+        max_length=253,
+        description=(
+            "An existing PersistentVolumeClaim in the LLM's namespace. It must be "
+            "ReadWriteMany when training.nodes > 1. Each LLM writes under a folder of its name."
+        ),
+    )
+    size: Quantity | None = Field(
+        default=None,
+        description=(
+            'Size of a claim the operator creates, named "<llm>-checkpoints" and deleted with '
+            "the LLM: ReadWriteOnce, or ReadWriteMany when training.nodes > 1."
+        ),
+    )
+    storage_class_name: str | None = Field(
+        default=None,
+        pattern=DNS_LABEL_PATTERN,
+        max_length=253,
+        description="StorageClass of the created claim; default: the cluster's default class.",
+    )
+
+    @model_validator(mode="after")
+    def _claim_or_size(self) -> CheckpointsSpec:
+        if (self.claim_name is None) == (self.size is None):
+            raise ValueError("size: set either claimName (an existing claim) or size (a new one)")
+        if self.storage_class_name is not None and self.size is None:
+            raise ValueError("storageClassName: only for a claim the operator creates (size)")
+        return self
+
+
 class TrainingSpec(_Model):
     method: TrainingMethod = Field(
         default=TrainingMethod.FULL,
@@ -310,6 +361,15 @@ class TrainingSpec(_Model):
     )
     image: str | None = Field(
         default=None, max_length=512, description="Image override for the training pods."
+    )
+    checkpoints: CheckpointsSpec | None = Field(
+        default=None,
+        description=(
+            "Keep checkpoints on a PersistentVolumeClaim, so a training pod that is evicted, "
+            "deleted or rescheduled resumes from its last checkpoint (and MLflow run) instead "
+            "of step 0. Unset: an emptyDir, which survives container restarts only. Changing "
+            "it does not start a new training."
+        ),
     )
 
 

@@ -29,6 +29,7 @@ from kubellm.operator.naming import (
     LABEL_VERSION,
     TRAINING_HASH_ANNOTATION,
     candidate_service_name,
+    checkpoints_claim_name,
     child_labels,
     content_hash,
     deployment_name,
@@ -88,9 +89,11 @@ def training_hash(llm: LLM) -> str:
     """
     assert llm.spec.training is not None
     model = llm.spec.model
+    training = llm.spec.training.model_dump(mode="json", by_alias=True)
+    training.pop("checkpoints", None)  # where checkpoints live is not what is trained
     return content_hash(
         {
-            "training": llm.spec.training.model_dump(mode="json", by_alias=True),
+            "training": training,
             "base": model.base,
             "architecture": model.architecture,
             "registeredModel": model.registered_model,
@@ -173,8 +176,44 @@ def _metadata(llm: LLM, name: str, labels: dict[str, str]) -> dict[str, Any]:
     return {"name": name, "namespace": llm.namespace, "labels": labels}
 
 
+def _checkpoints(llm: LLM) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    """The checkpoint volume, the output dir in it, and the claim to create (if any).
+
+    On a claim, each LLM writes under a folder of its own name (a claim may be shared), made
+    by `kubellm train` itself, so the pod's non-root user owns it (a subPath would be made
+    by the kubelet, as root). Inside it `kubellm train` keys checkpoints, tokenizer and its
+    MLflow run by the training's digest, so a replaced pod resumes and another training of
+    the same LLM starts fresh.
+    """
+    training = llm.spec.training
+    assert training is not None
+    spec = training.checkpoints
+    if spec is None:
+        return {"name": "checkpoints", "emptyDir": {}}, CHECKPOINT_DIR, None
+    claim = spec.claim_name or checkpoints_claim_name(llm.name)
+    volume = {"name": "checkpoints", "persistentVolumeClaim": {"claimName": claim}}
+    output = f"{CHECKPOINT_DIR}/{llm.name}"
+    if spec.claim_name is not None:
+        return volume, output, None
+    claim_spec: dict[str, Any] = {
+        # every node's rank writes and reads the same folder under torchrun
+        "accessModes": ["ReadWriteMany" if training.nodes > 1 else "ReadWriteOnce"],
+        "resources": {"requests": {"storage": spec.size}},
+    }
+    if spec.storage_class_name:
+        claim_spec["storageClassName"] = spec.storage_class_name
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(llm, claim, child_labels(llm.name, "training")),
+        "spec": claim_spec,
+    }
+    return volume, output, manifest
+
+
 def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]:
-    """The training Job (plus a headless Service for torchrun rendezvous when nodes > 1)."""
+    """The training Job (plus a headless Service for torchrun rendezvous when nodes > 1, and
+    the checkpoint claim when spec.training.checkpoints asks for a new one)."""
     training = llm.spec.training
     assert training is not None
     thash = training_hash(llm)
@@ -183,6 +222,7 @@ def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]
     hp = training.hyperparameters
     uri = _tracking_uri(llm, config)
     env = _common_env(llm, config)
+    volume, output_dir, claim = _checkpoints(llm)
     settings: dict[str, Any] = {
         "METHOD": training.method.value,
         "DATASET": training.dataset.uri,
@@ -195,7 +235,7 @@ def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]
         "SEED": hp.seed,
         "REGISTERED_MODEL": llm.spec.model.registered_model,
         "ALIAS": llm.spec.rollout.candidate_alias,
-        "OUTPUT_DIR": CHECKPOINT_DIR,
+        "OUTPUT_DIR": output_dir,
         "GENERATION": llm.generation,
         "EXPERIMENT": f"kubellm/{llm.namespace}/{llm.name}",
     }
@@ -223,8 +263,9 @@ def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]
     nodes = training.nodes
     objects: list[dict[str, Any]] = []
     pod_spec: dict[str, Any] = {
-        # OnFailure restarts the container inside the same pod, so the checkpoint emptyDir
-        # survives and `kubellm train` resumes from its last checkpoint instead of step 0.
+        # OnFailure restarts the container inside the same pod, so even the checkpoint
+        # emptyDir survives and `kubellm train` resumes from its last checkpoint instead of
+        # step 0; with spec.training.checkpoints a replacement pod resumes as well.
         "restartPolicy": "OnFailure",
         "containers": [
             {
@@ -238,7 +279,7 @@ def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]
                 "terminationMessagePolicy": "FallbackToLogsOnError",
             }
         ],
-        "volumes": [{"name": "checkpoints", "emptyDir": {}}],
+        "volumes": [volume],
     }
     node_selector = {**config.default_node_selector, **training.node_selector}
     if node_selector:
@@ -298,6 +339,8 @@ def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]
     meta = _metadata(llm, name, labels)
     meta["annotations"] = {TRAINING_HASH_ANNOTATION: thash}
     objects.insert(0, {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec})
+    if claim is not None:
+        objects.append(claim)
     return objects
 
 

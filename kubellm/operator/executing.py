@@ -116,6 +116,8 @@ def _apply_child(api: KubeApi, llm: LLM, observed: Observed, manifest: dict[str,
                     llm.name,
                 )
                 return
+            if kind == "PersistentVolumeClaim":
+                return  # created once with its training; a claim's spec is immutable
     if seen_hash == digest or kind == "Job":
         return
     patch = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
@@ -177,7 +179,14 @@ def execute(
     if plan.registry:
         assert registry is not None
         apply_registry(registry, llm, plan.registry)
-    order = {"ConfigMap": 0, "Service": 1, "Deployment": 2, "Job": 3, "HorizontalPodAutoscaler": 4}
+    order = {
+        "PersistentVolumeClaim": 0,
+        "ConfigMap": 0,
+        "Service": 1,
+        "Deployment": 2,
+        "Job": 3,
+        "HorizontalPodAutoscaler": 4,
+    }
     refused: list[str] = []
     for manifest in sorted(plan.apply, key=lambda m: order.get(m["kind"], 9)):
         try:

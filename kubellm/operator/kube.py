@@ -41,6 +41,7 @@ KINDS: dict[str, Kind] = {
     "Deployment": Kind("apps", "v1", "deployments"),
     "Service": Kind("", "v1", "services"),
     "ConfigMap": Kind("", "v1", "configmaps"),
+    "PersistentVolumeClaim": Kind("", "v1", "persistentvolumeclaims"),
     "HorizontalPodAutoscaler": Kind("autoscaling", "v2", "horizontalpodautoscalers"),
     "Pod": Kind("", "v1", "pods"),
     "Event": Kind("", "v1", "events"),

@@ -18,6 +18,7 @@ __all__ = [
     "LABEL_VERSION",
     "SPEC_HASH_ANNOTATION",
     "candidate_service_name",
+    "checkpoints_claim_name",
     "child_labels",
     "content_hash",
     "deployment_name",
@@ -61,6 +62,10 @@ def candidate_service_name(llm: str) -> str:
 
 def loadtest_job_name(llm: str, version: str) -> str:
     return f"{llm}-loadtest-v{version}"
+
+
+def checkpoints_claim_name(llm: str) -> str:
+    return f"{llm}-checkpoints"
 
 
 def prompts_configmap_name(llm: str) -> str:

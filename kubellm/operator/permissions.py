@@ -17,6 +17,8 @@ Why each grant exists:
   and deleted on retirement. ``update`` is never used: children are patched.
 - Pods (read) and ``pods/log`` (get): a failed Job's pod explains the failure when its
   termination message is missing.
+- PersistentVolumeClaims (create only): the checkpoint claim of ``spec.training.checkpoints``
+  (size), created with its training Job and removed with the LLM by garbage collection.
 - Events, in both API groups: kopf posts ``core/v1`` Events, clients of the newer API post
   ``events.k8s.io/v1`` ones; ``patch`` lets a repeated event be counted, not duplicated.
 - CustomResourceDefinitions (read, cluster scoped): kopf discovers the resources it serves
@@ -75,6 +77,7 @@ OPERATOR_PERMISSIONS: tuple[Permission, ...] = (
     Permission("", "configmaps", _CRUD),
     Permission("", "pods", _READ),
     Permission("", "pods/log", ("get",)),
+    Permission("", "persistentvolumeclaims", ("create",)),
     Permission("autoscaling", "horizontalpodautoscalers", _CRUD),
     Permission("", "events", _EMIT),
     Permission("events.k8s.io", "events", _EMIT),

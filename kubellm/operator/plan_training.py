@@ -1,7 +1,8 @@
 """Planning step 1: the training Job of the LLM's current training spec, and `Trained`.
 
 A Job is named by the hash of the training section, so only a change of what training
-depends on starts a new one; a superseded Job is deleted.
+depends on starts a new one; a superseded Job is deleted. A checkpoint claim
+(spec.training.checkpoints.size) is created with the Job it serves, and never patched.
 """
 
 from __future__ import annotations

@@ -186,7 +186,10 @@ def build_pretrain(opts: TrainOptions, documents: Sequence[str]) -> Prepared:
     from kubellm.training.tokenizer import load_or_train_tokenizer
 
     assert opts.architecture is not None
-    tokenizer = load_or_train_tokenizer(opts.output_dir / "tokenizer", documents, opts.vocab_size)
+    # Keyed like the checkpoints: on persistent storage, another training (other data or
+    # vocabulary) in the same output dir must not pick up this one's tokenizer.
+    folder = opts.output_dir / f"tokenizer-{opts.digest()}"
+    tokenizer = load_or_train_tokenizer(folder, documents, opts.vocab_size)
     config = build_config(
         opts.architecture,
         vocab_size=len(tokenizer),
