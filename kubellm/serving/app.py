@@ -7,6 +7,13 @@ to the engine, encode its events as JSON or server-sent events. Every failure is
 report truthfully: ready only after the model is loaded and a warm-up generation ran,
 not ready from the first instant of a shutdown.
 
+Nothing a client sends can stall the others: bodies above a limit derived from the prompt
+limit are refused unread (413), text that cannot fit the prompt limit is refused before
+tokenising, tokenising and chat templating run on a small thread pool off the event loop,
+and non-streamed requests end after ``--request-timeout`` (504). ``/healthz`` fails when
+the engine thread has died, so the kubelet restarts the pod. Every error, Starlette's and
+unexpected ones included, has OpenAI's ``{"error": {...}}`` shape.
+
 ``max_tokens`` above ``--max-new-tokens`` is refused with a 400 that states the limit
 (a client asking for more than it can get should know); a ``max_tokens`` that merely does
 not fit in the model's context after the prompt is clamped to what fits, and the
@@ -24,6 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +47,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kubellm.serving.engine import (
     Engine,
@@ -52,6 +61,8 @@ from kubellm.serving.errors import (
     InvalidInput,
     ModelNotFound,
     ModelNotReady,
+    PayloadTooLarge,
+    RequestTimeout,
     ServingError,
     Unauthorized,
     error_body,
@@ -95,6 +106,10 @@ class ServerSettings:
     download_dir: Path | None = None
     shutdown_grace: float = 30.0
     warmup_tokens: int = 4
+    # Largest request body; None: derived from the prompt limit (see body_limit).
+    max_body_bytes: int | None = None
+    # Non-streamed requests are cancelled after this long (streams end when clients go).
+    request_timeout: float = 600.0
 
 
 @dataclass
@@ -109,10 +124,20 @@ class ServerState:
     created: int = field(default_factory=lambda: int(time.time()))
     error: str | None = None
     inflight: int = 0
+    max_token_chars: int = 64  # longest token of the vocabulary, in characters
 
     @property
     def ready(self) -> bool:
-        return self.status == "ready" and self.engine is not None
+        return self.status == "ready" and self.engine is not None and self.engine.alive
+
+    def prompt_token_limit(self) -> int:
+        """The most prompt tokens a request may have: the flag, else the model's context."""
+        return self.settings.max_prompt_tokens or self.context_len or 32768
+
+    def body_limit(self) -> int:
+        """Request bodies above this are refused unread: 32 bytes per allowed prompt token
+        (JSON-escaped text stays well below it) plus 64 KiB for the rest of the request."""
+        return self.settings.max_body_bytes or self.prompt_token_limit() * 32 + 65536
 
 
 class Metrics:
@@ -195,10 +220,20 @@ def load_into(state: ServerState) -> None:
     log.info("model %s warm in %.2fs", model_dir, time.monotonic() - started)
     state.engine = engine
     state.context_len = loaded.context_len
+    state.max_token_chars = _longest_token_chars(loaded.tokenizer)
     if not state.served_name:
         state.served_name = _default_name(s.model, model_dir)
     if state.status == "loading":
         state.status = "ready"
+
+
+def _longest_token_chars(tokenizer: Any) -> int:
+    """No token decodes to more characters than its vocabulary entry has (byte-level BPE
+    spells each byte as one character; SentencePiece spells a space as one)."""
+    try:
+        return max(8, *(len(t) for t in tokenizer.get_vocab()))
+    except Exception:  # a tokenizer without a vocabulary listing: a generous bound
+        return 256
 
 
 def _default_name(spec: str, model_dir: Path) -> str:
@@ -241,6 +276,61 @@ class _MetricsMiddleware:
             self.metrics.latency.labels(path).observe(time.monotonic() - started)
 
 
+async def _send_error(send: Any, exc: ServingError) -> None:
+    body = json.dumps(error_body(exc)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in headers_for(exc).items()]
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _BodyLimit:
+    """Refuses POST bodies over ``state.body_limit()`` with a 413 before reading the rest.
+
+    A declared Content-Length over the limit is refused unread; a chunked body is read up
+    to the limit and refused there. Under the limit the body is handed on as one piece.
+    """
+
+    def __init__(self, app: Any, state: ServerState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        limit = self.state.body_limit()
+        too_large = PayloadTooLarge(
+            f"the request body is over this server's limit of {limit} bytes "
+            "(derived from --max-prompt-tokens; set --max-body-bytes to change it)"
+        )
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _send_error(send, too_large)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = bool(message.get("more_body"))
+            if size > limit:
+                await _send_error(send, too_large)
+                return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 @dataclass
 class _Prepared:
     prompt_ids: list[int]
@@ -264,6 +354,7 @@ def create_app(
         yield
         if state.engine is not None:
             await asyncio.to_thread(state.engine.stop)
+        tokenizing.shutdown(wait=False, cancel_futures=True)
 
     def _load() -> None:
         assert loader is not None
@@ -274,6 +365,9 @@ def create_app(
             state.status = "failed"
             state.error = f"{type(exc).__name__}: {exc}"
 
+    # Tokenising and chat templating run here, never on the event loop; two workers bound
+    # the memory a burst of large prompts can take at once.
+    tokenizing = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kubellm-tokenize")
     app = FastAPI(title="kubellm serve", lifespan=lifespan)
     app.state.kubellm = state
     app.state.metrics = metrics
@@ -281,6 +375,22 @@ def create_app(
     @app.exception_handler(ServingError)
     async def _serving_error(_: Request, exc: ServingError) -> JSONResponse:
         return JSONResponse(error_body(exc), status_code=exc.status_code, headers=headers_for(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own refusals (unparsable body, wrong method) in OpenAI's shape."""
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            message = f"the request body is not valid UTF-8: {exc.__cause__.reason}"
+        else:
+            message = str(exc.detail)
+        err = InvalidInput(message)
+        return JSONResponse(error_body(err), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error", exc_info=exc)
+        err = ServingError(f"internal error: {type(exc).__name__}")
+        return JSONResponse(error_body(err), status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -359,6 +469,24 @@ def create_app(
             max_new_tokens=min(wanted, engine.context_len - n),
         )
 
+    def _check_length(chars: int, field_name: str) -> None:
+        """Refuse, before tokenising, text too long to fit the prompt limit in any case."""
+        limit = state.prompt_token_limit()
+        if chars <= limit * state.max_token_chars:
+            return
+        if settings.max_prompt_tokens:
+            why, code = f"this server's limit is {limit} prompt tokens", "prompt_too_long"
+        else:
+            why, code = f"the model's context is {limit} tokens", "context_length_exceeded"
+        raise InvalidInput(
+            f"{field_name}: {chars} characters are more than {limit} tokens can hold; {why}",
+            param=field_name,
+            code=code,
+        )
+
+    async def _off_loop(work: Callable[[], list[int]]) -> list[int]:
+        return await asyncio.get_running_loop().run_in_executor(tokenizing, work)
+
     def _submit(engine: Engine, prep: _Prepared) -> RequestStream:
         stream = engine.submit(
             prep.prompt_ids, prep.params, prep.max_new_tokens, loop=asyncio.get_running_loop()
@@ -397,11 +525,19 @@ def create_app(
             raise ModelNotReady("the request ended without a result")
 
         task = asyncio.ensure_future(consume())
+        deadline = started + settings.request_timeout
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=0.5)
+                left = deadline - time.monotonic()
+                done, _ = await asyncio.wait({task}, timeout=max(0.0, min(0.5, left)))
                 if done:
                     return task.result()
+                if left <= 0:
+                    raise RequestTimeout(
+                        f"the request did not finish within {settings.request_timeout:g} s "
+                        "(the server's --request-timeout) and was cancelled; stream it, or "
+                        "ask for fewer tokens"
+                    )
                 if await request.is_disconnected():
                     stream.cancel()
                     task.cancel()
@@ -449,8 +585,13 @@ def create_app(
         )
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive", "model": state.status}
+    async def healthz() -> Response:
+        engine = state.engine
+        if engine is not None and not engine.alive and state.status != "draining":
+            error = repr(engine.crashed) if engine.crashed else "the engine thread is not running"
+            body = {"status": "dead", "model": state.status, "error": error}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "alive", "model": state.status})
 
     @app.get("/readyz")
     async def readyz() -> Response:
@@ -474,7 +615,9 @@ def create_app(
         started = time.monotonic()
         _authorize(request)
         engine = _check_serving(req.model)
-        ids = list(engine.tokenizer(req.prompt_text())["input_ids"])
+        prompt = req.prompt_text()
+        _check_length(len(prompt), "prompt")
+        ids = await _off_loop(lambda: list(engine.tokenizer(prompt)["input_ids"]))
         prep = _prepare(engine, ids, req, default_max=16, field_name="prompt")
         rid, name = new_id("cmpl"), state.served_name
         stream = _submit(engine, prep)
@@ -506,15 +649,21 @@ def create_app(
                 param="messages",
                 code="chat_template_missing",
             )
-        try:
-            rendered = tok.apply_chat_template(
-                req.message_dicts(), tokenize=False, add_generation_prompt=True
-            )
-        except Exception as exc:
-            raise InvalidInput(
-                f"messages: the chat template rejected them: {exc}", param="messages"
-            ) from exc
-        ids = list(tok(rendered, add_special_tokens=False)["input_ids"])
+        messages = req.message_dicts()
+        _check_length(sum(len(m["content"]) for m in messages), "messages")
+
+        def render() -> list[int]:
+            try:
+                rendered = tok.apply_chat_template(
+                    messages, tokenize=False, add_generation_prompt=True
+                )
+            except Exception as exc:
+                raise InvalidInput(
+                    f"messages: the chat template rejected them: {exc}", param="messages"
+                ) from exc
+            return list(tok(rendered, add_special_tokens=False)["input_ids"])
+
+        ids = await _off_loop(render)
         prep = _prepare(
             engine, ids, req, default_max=settings.max_new_tokens, field_name="messages"
         )
@@ -540,5 +689,6 @@ def create_app(
         err = InvalidInput(f"no route {request.method} {request.url.path}")
         return JSONResponse(error_body(err), status_code=404)
 
+    app.add_middleware(_BodyLimit, state=state)  # type: ignore[arg-type]
     app.add_middleware(_MetricsMiddleware, state=state, metrics=metrics)  # type: ignore[arg-type]
     return app

@@ -56,6 +56,19 @@ def register(subparsers: Any) -> None:
     )
     _add(serve, "--max-new-tokens", "largest max_tokens accepted", type=int, default=512)
     _add(serve, "--max-prompt-tokens", "longest prompt accepted, in tokens", type=int)
+    _add(
+        serve,
+        "--max-body-bytes",
+        "largest request body (default: 32 bytes per allowed prompt token + 64 KiB)",
+        type=int,
+    )
+    _add(
+        serve,
+        "--request-timeout",
+        "seconds before a non-streamed request is cancelled (504)",
+        type=float,
+        default=600.0,
+    )
     _add(serve, "--api-key-file", "file holding the API key (else env KUBELLM_API_KEY)")
     _add(serve, "--chat-template", "Jinja chat template, inline or a file path")
     _add(serve, "--device", "torch device", default="cpu")
@@ -139,6 +152,8 @@ def run_serve(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         download_dir=Path(args.download_dir) if args.download_dir else None,
         shutdown_grace=float(args.shutdown_grace),
+        max_body_bytes=int(args.max_body_bytes) if args.max_body_bytes else None,
+        request_timeout=float(args.request_timeout),
     )
     log.info("serving %s on %s:%s", settings.model, args.host, args.port)
     return serve(ServerState(settings), args.host, int(args.port))

@@ -16,6 +16,8 @@ __all__ = [
     "ModelNotFound",
     "ModelNotReady",
     "Overloaded",
+    "PayloadTooLarge",
+    "RequestTimeout",
     "ServingError",
     "Unauthorized",
     "error_body",
@@ -44,6 +46,13 @@ class InvalidInput(ServingError):
 
     status_code = 400
     error_type = "invalid_request_error"
+
+
+class PayloadTooLarge(InvalidInput):
+    """The request body is larger than this server accepts (refused before it is read)."""
+
+    status_code = 413
+    code = "request_too_large"
 
 
 class Unauthorized(ServingError):
@@ -80,6 +89,14 @@ class ModelNotReady(ServingError):
     status_code = 503
     error_type = "service_unavailable"
     code = "model_not_ready"
+
+
+class RequestTimeout(ServingError):
+    """A non-streamed request ran past the server's request timeout; it was cancelled."""
+
+    status_code = 504
+    error_type = "timeout"
+    code = "request_timeout"
 
 
 class EngineFailure(ServingError):

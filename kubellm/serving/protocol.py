@@ -31,6 +31,16 @@ __all__ = [
 ]
 
 MAX_STOP_SEQUENCES = 4
+INT64 = 2**63
+
+
+def _utf8(text: str, what: str) -> str:
+    """JSON can carry lone surrogates (``"\\ud800"``), which no tokenizer can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} is not valid UTF-8 ({exc.reason})") from None
+    return text
 
 
 class StreamOptions(BaseModel):
@@ -50,7 +60,7 @@ class _GenerationFields(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-INT64, lt=INT64)  # OpenAI: a 64-bit integer
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     user: str | None = None
@@ -81,6 +91,8 @@ class _GenerationFields(BaseModel):
                 raise ValueError("stop sequences must not be empty")
         elif isinstance(v, str) and not v:
             raise ValueError("stop sequence must not be empty")
+        for s in [v] if isinstance(v, str) else v or []:
+            _utf8(s, "stop")
         return v
 
     def stop_sequences(self) -> tuple[str, ...]:
@@ -106,6 +118,7 @@ class CompletionRequest(_GenerationFields):
     def _one_prompt(cls, v: str | list[str]) -> str | list[str]:
         if isinstance(v, list) and len(v) != 1:
             raise ValueError("exactly one prompt per request is supported")
+        _utf8(v if isinstance(v, str) else v[0], "the prompt")
         return v
 
     @field_validator("echo")
@@ -115,11 +128,18 @@ class CompletionRequest(_GenerationFields):
             raise ValueError("echo is not supported")
         return v
 
-    @field_validator("logprobs", "best_of", "suffix")
+    @field_validator("logprobs", "suffix")
     @classmethod
     def _unsupported(cls, v: Any) -> Any:
-        if v is not None and v != 1:
+        if v is not None:
             raise ValueError("not supported by this server")
+        return v
+
+    @field_validator("best_of")
+    @classmethod
+    def _one_candidate(cls, v: int | None) -> int | None:
+        if v is not None and v != 1:
+            raise ValueError("only best_of=1 is supported")
         return v
 
     def prompt_text(self) -> str:
@@ -130,12 +150,22 @@ class TextPart(BaseModel):
     type: Literal["text"]
     text: str
 
+    @field_validator("text")
+    @classmethod
+    def _valid_text(cls, v: str) -> str:
+        return _utf8(v, "the message")
+
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _valid_content(cls, v: str | list[TextPart] | None) -> str | list[TextPart] | None:
+        return _utf8(v, "the message") if isinstance(v, str) else v
 
     def text(self) -> str:
         if self.content is None:
@@ -151,11 +181,19 @@ class ChatCompletionRequest(_GenerationFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
+    top_logprobs: int | None = None
 
     @field_validator("logprobs")
     @classmethod
     def _no_logprobs(cls, v: bool) -> bool:
         if v:
+            raise ValueError("logprobs are not supported")
+        return v
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _no_top_logprobs(cls, v: int | None) -> int | None:
+        if v is not None:
             raise ValueError("logprobs are not supported")
         return v
 
