@@ -165,9 +165,15 @@ class Traffic:
         return DemandReport(self.instance, self.seq, round(now - self._started, 3), llms)
 
     def track(self, llms: list[str]) -> None:
-        """Make sure every fronted LLM appears in the report (idle since this start)."""
+        """Report exactly the fronted LLMs: new ones idle since this start, deleted ones
+        dropped once nothing of theirs is in flight or held."""
         for key in llms:
             self._get(key)
+        wanted = set(llms)
+        for key in [k for k, e in self._llms.items() if k not in wanted]:
+            entry = self._llms[key]
+            if entry.inflight == 0 and not entry.waiters:
+                del self._llms[key]
 
     async def wait_for_change(self, after: int, timeout: float) -> None:
         """Return once ``seq`` > ``after``, or after ``timeout`` seconds."""

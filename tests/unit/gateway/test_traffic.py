@@ -107,3 +107,14 @@ async def test_long_poll_returns_after_its_timeout_without_change() -> None:
     await traffic.wait_for_change(traffic.seq, timeout=0.05)
     assert loop.time() - started >= 0.04
     await asyncio.wait_for(traffic.wait_for_change(traffic.seq - 1, timeout=5), 0.5)
+
+
+async def test_deleted_llms_leave_the_report_once_idle() -> None:
+    traffic = Traffic(max_held=8)
+    traffic.track(["ns/a", "ns/b"])
+    traffic.begin("ns/b")
+    traffic.track(["ns/a"])
+    assert sorted(traffic.report().llms) == ["ns/a", "ns/b"]  # b still has a request open
+    traffic.end("ns/b")
+    traffic.track(["ns/a"])
+    assert sorted(traffic.report().llms) == ["ns/a"]
