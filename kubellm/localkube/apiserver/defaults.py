@@ -162,6 +162,7 @@ def _job(obj: dict[str, Any], old: dict[str, Any] | None, c: list[dict[str, str]
     uid = obj["metadata"]["uid"]
     name = obj["metadata"]["name"]
     if not spec.get("manualSelector"):
+        spec["manualSelector"] = False  # upstream records the generated selector's choice
         generated = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
         if spec.get("selector") and spec["selector"] != generated:
             c.append(
@@ -255,6 +256,56 @@ def _secret(obj: dict[str, Any]) -> None:
         obj["data"] = data
 
 
+# the tolerations kube-apiserver's DefaultTolerationSeconds admission adds to every pod
+_DEFAULT_TOLERATIONS = [
+    {
+        "key": f"node.kubernetes.io/{taint}",
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 300,
+    }
+    for taint in ("not-ready", "unreachable")
+]
+
+
+def _pod_admission(spec: dict[str, Any]) -> None:
+    """What kube-apiserver's default admission plugins add to a new pod, except tokens.
+
+    ServiceAccount (the `default` account; its token volume is not added, localkube issues
+    no tokens), Priority (no PriorityClass: 0), DefaultTolerationSeconds, and the
+    enableServiceLinks default.
+    """
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    spec["serviceAccountName"] = spec["serviceAccount"] = account
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    tolerations = spec.setdefault("tolerations", [])
+    for default in _DEFAULT_TOLERATIONS:
+        if not any(
+            t.get("key") == default["key"] and t.get("effect") in (None, "", "NoExecute")
+            for t in tolerations
+        ):
+            tolerations.append(dict(default))
+
+
+def _hpa(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("minReplicas", 1)
+    if not spec.get("metrics"):  # upstream's default: 80% average CPU utilisation
+        spec["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80},
+                },
+            }
+        ]
+    if old is None:  # HorizontalPodAutoscalerStatus fields without omitempty
+        obj["status"] = {"currentMetrics": None, "desiredReplicas": 0}
+
+
 def default_and_validate(
     key: str,
     obj: dict[str, Any],
@@ -267,6 +318,7 @@ def default_and_validate(
     if key == "/pods":
         _pod_spec(obj.setdefault("spec", {}), "spec", causes)
         if old is None:
+            _pod_admission(obj["spec"])
             status = obj.setdefault("status", {})
             status.setdefault("phase", "Pending")
             status.setdefault("qosClass", "BestEffort")
@@ -284,7 +336,12 @@ def default_and_validate(
     elif key == "/configmaps":
         _config_keys(obj, ("data", "binaryData"), causes)
     elif key == "autoscaling/horizontalpodautoscalers":
-        obj.setdefault("spec", {}).setdefault("minReplicas", 1)
+        _hpa(obj, old)
+    elif key == "policy/poddisruptionbudgets" and old is None:
+        # PodDisruptionBudgetStatus fields without omitempty
+        obj["status"] = dict.fromkeys(
+            ("currentHealthy", "desiredHealthy", "disruptionsAllowed", "expectedPods"), 0
+        )
     elif key == "/namespaces":
         name = obj["metadata"]["name"]
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name

@@ -11,7 +11,6 @@ stays exactly as true as the emulator.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from dataclasses import dataclass
@@ -33,7 +32,12 @@ class Known:
     summary: str
 
     def covers(self, check: str, key: str) -> bool:
-        return self.check == check and any(fnmatch.fnmatchcase(key, p) for p in self.keys)
+        return self.check == check and any(_pattern(p).fullmatch(key) for p in self.keys)
+
+
+def _pattern(key: str) -> re.Pattern[str]:
+    """A key pattern: literal text, where only `*` stands for anything (brackets are text)."""
+    return re.compile(".*".join(re.escape(part) for part in key.split("*")))
 
 
 def load(doc: Path = DOC) -> list[Known]:

@@ -88,7 +88,16 @@ def test_jobs_complete_fail_and_log(pair: Pair) -> None:
         side.ok("POST", jobs, job("j1", script))
         side.ok("POST", jobs, job("j2", "echo failing; exit 1", backoff_limit=1))
         side.ok("POST", jobs, job("j3", "echo one; sleep 3; echo two"))
-        follow = side.kubectl("-n", pair.ns, "logs", "-f", "job/j3", "--pod-running-timeout=60s")
+        pods = PODS.format(ns=pair.ns)
+        side.wait(
+            lambda: any(
+                p["status"].get("phase") == "Running"
+                for p in side.ok("GET", pods, query={"labelSelector": "job-name=j3"})["items"]
+            ),
+            timeout=60,
+            what="j3 running",
+        )
+        follow = side.kubectl("-n", pair.ns, "logs", "-f", "job/j3")
 
         def finished(name: str) -> dict[str, Any] | None:
             got: dict[str, Any] = side.ok("GET", f"{jobs}/{name}")
