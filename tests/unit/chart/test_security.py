@@ -74,11 +74,16 @@ def test_operator_policy_admits_only_its_ports_and_reaches_dns_api_and_mlflow(
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     ingress = [p["port"] for rule in spec["ingress"] for p in rule["ports"]]
     assert sorted(ingress) == ["http", "liveness"]
-    assert _egress_ports(spec) == {53, 443, 6443}  # https://mlflow.example.com -> 443
+    # https://mlflow.example.com -> 443; 9090: the gateway's /demand
+    assert _egress_ports(spec) == {53, 443, 6443, 9090}
+    to_gateway = next(r for r in spec["egress"] if 9090 in {p["port"] for p in r["ports"]})
+    assert to_gateway["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
+        "gateway"
+    )
     labels = renderer.render("default").operator["spec"]["template"]["metadata"]["labels"]
     assert spec["podSelector"]["matchLabels"].items() <= labels.items()
     local = _policies(renderer.render("local-demo"))[(NAMESPACE, f"{RELEASE}-operator")]
-    assert _egress_ports(local) == {53, 443, 6443, 5000}
+    assert _egress_ports(local) == {53, 443, 6443, 5000, 9090}
 
 
 def test_serving_policy_per_namespace_allows_the_serving_port_and_the_model_download(
