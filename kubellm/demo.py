@@ -88,6 +88,14 @@ def render_chart(helm: str, mlflow_url: str, kubeconfig: Path, webhook_port: int
             "securityContext": {"runAsNonRoot": False, "readOnlyRootFilesystem": False},
         },
         "mlflow": {"trackingUri": mlflow_url},
+        # the gateway as a local process too: this Python, the kubeconfig, its pod IP
+        "gateway": {
+            "command": [sys.executable, "-m", "kubellm", "gateway"],
+            "extraEnv": [
+                *extra_env[:2],  # POD_IP, KUBECONFIG
+                {"name": "KUBELLM_GATEWAY_HOST", "value": "$(POD_IP)"},
+            ],
+        },
     }
     values_file = kubeconfig.with_name(kubeconfig.name + "-values.json")
     values_file.write_text(json.dumps(values))
