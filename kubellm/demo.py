@@ -429,7 +429,7 @@ def run_demo(args: argparse.Namespace) -> int:
         console.print("stopped before a promotion.")
         return 130
     except DemoFailure as exc:
-        console.print(f"[bold red]demo failed:[/] {exc}")
+        console.print(f"\n[bold red]demo failed:[/] {exc}")
         return 1
     except Exception as exc:
         log_file = workdir / "demo-error.log"
@@ -437,7 +437,7 @@ def run_demo(args: argparse.Namespace) -> int:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         if len(lines) > 1:
             console.print("\n".join(lines[1:]), markup=False, highlight=False)
-        console.print(f"[bold red]demo failed:[/] {lines[0]} (details: {log_file})")
+        console.print(f"\n[bold red]demo failed:[/] {lines[0]} (details: {log_file})")
         return 1
     finally:
         if guard is not None:
