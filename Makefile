@@ -3,7 +3,6 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TEST_ENV := HF_HUB_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 
 .PHONY: venv demo test lint typecheck crd clean realkube
 
@@ -28,12 +27,7 @@ test: $(STAMP)
 	@if command -v go >/dev/null 2>&1; then tools/realkube/build.sh; \
 	else echo "realkube: no Go toolchain: the real control plane cannot be built;" \
 	  "the e2e suite on kube-apiserver will be SKIPPED"; fi
-	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider tests
-	@if [ -x "$$(tools/realkube/build.sh --print-bin 2>/dev/null)/kube-apiserver" ]; then \
-	  echo "e2e suite again, on a real control plane (KUBELLM_E2E_CLUSTER=real)"; \
-	  KUBELLM_E2E_CLUSTER=real $(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e; \
-	else echo "SKIPPED: the e2e suite on a real control plane (no binaries; run make realkube)"; \
-	  test -z "$$KUBELLM_REQUIRE_REAL_E2E" || { echo "KUBELLM_REQUIRE_REAL_E2E is set: failing"; exit 1; }; fi
+	tools/test.sh
 
 # kube-apiserver, controller-manager, scheduler and etcd from the Kubernetes Go modules,
 # built once into ~/.cache/kubellm/realkube/<version>/bin (a cold build takes tens of minutes).

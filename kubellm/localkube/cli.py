@@ -157,6 +157,8 @@ def _cluster(args: argparse.Namespace, workdir: Path, claim: Any, guard: Any) ->
             gpus=args.gpus,
             service_cidr=claim.blocks.services,
             pod_cidr=claim.blocks.pods,
+            guard=guard,
+            keep_fds=() if claim.fileno() is None else (claim.fileno(),),
         )
     from kubellm.localkube.cluster import LocalCluster
 

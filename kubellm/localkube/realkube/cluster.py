@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from kubellm.localkube.controllers.faults import PodFault, PodFaults
+from kubellm.localkube.lifetime import Guard
 from kubellm.localkube.realkube.controlplane import ControlPlane
 from kubellm.localkube.realkube.node import RealNode
 
@@ -38,10 +39,19 @@ class RealCluster:
         service_cidr: str = "127.96.0.0/16",
         pod_cidr: str = "127.64.0.0/10",
         gpus: int = 0,
+        guard: Guard | None = None,
+        keep_fds: tuple[int, ...] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.kubeconfig_path = kubeconfig_path or self.workdir / "kubeconfig"
-        self.control_plane = ControlPlane(self.workdir / "control-plane", service_cidr=service_cidr)
+        #: every process of this cluster carries the guard's tag (see localkube/lifetime.py)
+        self.guard = guard
+        self.keep_fds = keep_fds
+        self.control_plane = ControlPlane(
+            self.workdir / "control-plane",
+            service_cidr=service_cidr,
+            env=guard.env() if guard is not None else None,
+        )
         self.pod_faults = PodFaults()
         self.time_scale = time_scale
         self.pod_cidr = pod_cidr
@@ -57,7 +67,9 @@ class RealCluster:
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self.control_plane.start)
+        # In this (the loop's) thread: each component's PR_SET_PDEATHSIG is tied to the
+        # thread that started it, and a worker thread may exit before the cluster does.
+        self.control_plane.start()
         self.version = await asyncio.to_thread(self.control_plane.version)
         self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
         if self.kubeconfig_path != self.control_plane.admin_kubeconfig:
@@ -73,6 +85,8 @@ class RealCluster:
             gpus=self.gpus,
             time_scale=self.time_scale,
             faults=self.pod_faults,
+            guard=self.guard,
+            keep_fds=self.keep_fds,
         )
         await self.node.start()
         await self._serve_admin()

@@ -91,6 +91,8 @@ class ControlPlane:
     host: str = "127.0.0.1"
     bin_dir: Path = field(default_factory=binaries_dir)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: the components' environment (None: this process's); a guard's tag goes here
+    env: dict[str, str] | None = None
     apiserver_port: int = 0
     pki: Pki | None = None
 
@@ -244,6 +246,7 @@ class ControlPlane:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
+                env=self.env,
                 preexec_fn=_die_with_parent,
             )
         finally:

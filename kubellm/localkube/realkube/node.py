@@ -42,6 +42,7 @@ from kubellm.localkube.controllers.env import EnvError
 from kubellm.localkube.controllers.faults import PodFaults
 from kubellm.localkube.controllers.kubelet import NODE_NAME, Kubelet
 from kubellm.localkube.controllers.meta import now_str
+from kubellm.localkube.lifetime import Guard
 from kubellm.localkube.networking import IpPool, ServiceProxy, loopback_aliases_work
 from kubellm.localkube.realkube.kubeconfig import write_token_kubeconfig
 from kubellm.localkube.realkube.pki import Pki
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
+PVCS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+PVS = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 HEARTBEAT = 10.0
 STATUS_EVERY = 30.0
@@ -149,6 +152,39 @@ def node_manifest(
     return node, status
 
 
+def persistent_volume(claim: JSON, workdir: Path, node_name: str) -> JSON:
+    """A PersistentVolume pre-bound to ``claim``, on this node (pure)."""
+    meta, spec = claim["metadata"], claim.get("spec") or {}
+    size = ((spec.get("resources") or {}).get("requests") or {}).get("storage") or "1Gi"
+    on_this_node = {"key": "kubernetes.io/hostname", "operator": "In", "values": [node_name]}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"pvc-{meta['uid']}", "labels": {"kubellm.dev/localkube": "true"}},
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": spec.get("storageClassName") or "",
+            "volumeMode": spec.get("volumeMode") or "Filesystem",
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
+            "hostPath": {
+                "path": str(workdir / "claims" / meta["namespace"] / meta["name"]),
+                "type": "DirectoryOrCreate",
+            },
+            "nodeAffinity": {
+                "required": {"nodeSelectorTerms": [{"matchExpressions": [on_this_node]}]}
+            },
+        },
+    }
+
+
 class RealNode:
     """The node agent: Node + Lease heartbeat, kubelet API, kubelet, proxy and HPA."""
 
@@ -167,7 +203,11 @@ class RealNode:
         gpus: int = 0,
         time_scale: float = 1.0,
         faults: PodFaults | None = None,
+        guard: Guard | None = None,
+        keep_fds: tuple[int, ...] = (),
     ) -> None:
+        self.guard = guard
+        self.keep_fds = keep_fds
         self.api_url = api_url
         self.pki = pki
         self.workdir = workdir
@@ -192,6 +232,7 @@ class RealNode:
         self._runner: web.AppRunner | None = None
         self.kubelet_port = 0
         self._heartbeat: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -199,8 +240,10 @@ class RealNode:
         await self._register()
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="node-heartbeat")
         inf = self.informers = {
-            r.plural: Informer(self.client, r) for r in (PODS, SERVICES, CONFIGMAPS, SECRETS, HPAS)
+            r.plural: Informer(self.client, r)
+            for r in (PODS, SERVICES, CONFIGMAPS, SECRETS, HPAS, PVCS)
         }
+        inf["persistentvolumeclaims"].add_handler(self._claim_changed)
         self.kubelet = Kubelet(
             self.client,
             inf["pods"],
@@ -217,6 +260,8 @@ class RealNode:
             node_name=self.node_name,
             schedule=False,
             pod_setup=self._pod_setup,
+            guard=self.guard,
+            keep_fds=self.keep_fds,
         )
         self.hpa = HpaController(
             self.client,
@@ -236,6 +281,8 @@ class RealNode:
         log.info("node %s ready (kubelet API on 127.0.0.1:%d)", self.node_name, self.kubelet_port)
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -305,6 +352,28 @@ class RealNode:
                     await self.client.patch_status(NODES, None, self.node_name, status)
             except (TimeoutError, ApiError, OSError) as exc:
                 log.warning("node heartbeat failed: %s", exc)
+
+    # -- a local-path provisioner ----------------------------------------------------------
+    def _claim_changed(self, _etype: str, claim: JSON) -> None:
+        meta, spec = claim.get("metadata") or {}, claim.get("spec") or {}
+        if spec.get("volumeName") or meta.get("deletionTimestamp"):
+            return
+        task = asyncio.create_task(self._provision(claim))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _provision(self, claim: JSON) -> None:
+        """Bind a pending claim to a new PersistentVolume on this node's disk.
+
+        The kubelet keeps a claim's files in `<workdir>/claims/<ns>/<claim>` whatever the
+        volume; the real scheduler only needs the claim Bound (the PV controller binds it
+        to the PV whose claimRef names it)."""
+        pv = persistent_volume(claim, self.workdir, self.node_name)
+        try:
+            await self.client.create(PVS, None, pv)
+        except ApiError as exc:
+            if exc.status != 409:
+                log.warning("no volume for claim %s: %s", claim["metadata"]["name"], exc)
 
     # -- service-account credentials for pods ------------------------------------------------
     async def _pod_setup(self, pod: JSON, volume_dirs: dict[str, str]) -> dict[str, str]:
