@@ -63,6 +63,9 @@ class OperatorConfig:
     #: it, a promotion survives a lost status (only the operator holds the key). None: the
     #: operator trusts its status alone.
     promotion_key: str | None = None
+    #: the gateways' demand endpoint, e.g. http://kubellm-gateway-admin.kubellm-system.svc:
+    #: 9090/demand (every address of the host is polled); None: nothing scales to zero
+    gateway_demand_url: str | None = None
     #: shell-style patterns of images an LLM may name (spec.training.image,
     #: spec.serving.engine.image) besides the operator's own three; see `hardening`.
     image_allowlist: tuple[str, ...] = ()
@@ -70,9 +73,6 @@ class OperatorConfig:
     workload_uid: int = 10001
     #: sizeLimit of the /tmp emptyDir of serving and load-test pods
     tmp_size_limit: str = "2Gi"
-    #: the gateways' demand endpoint, e.g. http://kubellm-gateway-admin.kubellm-system.svc:
-    #: 9090/demand (every address of the host is polled); None: nothing scales to zero
-    gateway_demand_url: str | None = None
 
     def tracking_access(self) -> TrackingAccess:
         """The tracking servers the operator may reach: its own and the allowed ones."""
@@ -125,8 +125,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "KUBELLM_REGISTRY_BREAKER_THRESHOLD": ("breaker_threshold", int),
     "KUBELLM_REGISTRY_BREAKER_COOLDOWN": ("breaker_cooldown", _duration_seconds),
     "KUBELLM_PROMOTION_KEY": ("promotion_key", str),
+    "KUBELLM_GATEWAY_DEMAND_URL": ("gateway_demand_url", str),
     "KUBELLM_IMAGE_ALLOWLIST": ("image_allowlist", _csv),
     "KUBELLM_WORKLOAD_UID": ("workload_uid", int),
     "KUBELLM_TMP_SIZE_LIMIT": ("tmp_size_limit", str),
-    "KUBELLM_GATEWAY_DEMAND_URL": ("gateway_demand_url", str),
 }
