@@ -505,7 +505,8 @@ class PodRuntime:
             "podIP": self.ip,
             "podIPs": [{"ip": self.ip}],
             "startTime": self.start_time,
-            "qosClass": "BestEffort",
+            # the API server sets it at creation and refuses any change (immutable)
+            "qosClass": (self.pod.get("status") or {}).get("qosClass") or "BestEffort",
             "containerStatuses": [r.to_status() for r in self.records],
         }
         if self.init_records:
