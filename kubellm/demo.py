@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -52,7 +53,9 @@ def _kubectl(cluster: Any, *args: str, stdin: str | None = None, check: bool = T
     return str(result.stdout)
 
 
-def render_chart(helm: str, mlflow_url: str, kubeconfig: Path, webhook_port: int) -> str:
+def render_chart(
+    helm: str, mlflow_url: str, kubeconfig: Path, webhook_port: int, pass_kubeconfig: bool = True
+) -> str:
     """The chart rendered for localkube: the operator container runs this Python."""
     child_env = {
         "HF_HUB_OFFLINE": "1",
@@ -61,7 +64,7 @@ def render_chart(helm: str, mlflow_url: str, kubeconfig: Path, webhook_port: int
         "TOKENIZERS_PARALLELISM": "false",
         "PYTHONUNBUFFERED": "1",
     }
-    extra_env = [
+    extra_env: list[dict[str, Any]] = [
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "KUBECONFIG", "value": str(kubeconfig)},
         {"name": "KUBELLM_CHILD_COMMAND", "value": f"{sys.executable} -m kubellm"},
@@ -77,7 +80,7 @@ def render_chart(helm: str, mlflow_url: str, kubeconfig: Path, webhook_port: int
         {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    values = {
+    values: dict[str, Any] = {
         "image": {"command": [sys.executable, "-m", "kubellm", "operator"], "pullPolicy": "Never"},
         "operator": {
             "pollInterval": "5s",
@@ -97,6 +100,9 @@ def render_chart(helm: str, mlflow_url: str, kubeconfig: Path, webhook_port: int
             ],
         },
     }
+    if not pass_kubeconfig:
+        for env in (extra_env, values["gateway"]["extraEnv"]):
+            env[:] = [e for e in env if e["name"] != "KUBECONFIG"]
     values_file = kubeconfig.with_name(kubeconfig.name + "-values.json")
     values_file.write_text(json.dumps(values))
     result = subprocess.run(
@@ -291,24 +297,59 @@ def check_endpoint(address: str, model: str) -> str:
     return str(resp.json()["choices"][0]["text"])
 
 
-def _print_summary(console: Any, status: dict[str, Any], mlflow_url: str, elapsed: float) -> None:
+def gateway_address(cluster: Any) -> str | None:
+    """The chart's gateway Service (the client one, not the headless admin one), or None."""
+    out = _kubectl(
+        cluster,
+        "get",
+        "service",
+        "-n",
+        NAMESPACE,
+        "-l",
+        "app.kubernetes.io/component=gateway",
+        "-o",
+        "json",
+        check=False,
+    )
+    try:
+        items = json.loads(out).get("items") or []
+    except ValueError:
+        return None
+    for svc in items:
+        spec = svc.get("spec") or {}
+        ip, ports = spec.get("clusterIP"), spec.get("ports") or []
+        if ip and ip != "None" and ports:
+            return f"http://{ip}:{ports[0]['port']}"
+    return None
+
+
+def _print_summary(
+    console: Any, cluster: Any, status: dict[str, Any], mlflow_url: str, elapsed: float
+) -> None:
     prod = status.get("production") or {}
-    address = prod.get("address") or ""
     history = status.get("history") or [{}]
     console.print(
         f"\n[bold green]version {prod.get('version')} promoted after "
         f"{elapsed:.0f}s[/]  (p95 {history[0].get('p95Ms')} ms)"
     )
-    console.print(f"production endpoint: {address}  (in-cluster: {prod.get('endpoint')})")
+    gateway = gateway_address(cluster)
+    address = gateway or prod.get("address") or ""
+    # whole lines, never wrapped: a copied command must work as printed
+    out = functools.partial(console.print, soft_wrap=True)
+    if gateway:
+        out(f"endpoint (the kubellm gateway): {gateway}")
+        out(f"production release: {prod.get('address')}  (in-cluster: {prod.get('endpoint')})")
+    else:
+        out(f"production endpoint: {address}  (in-cluster: {prod.get('endpoint')})")
     answer = check_endpoint(address, "support-bot")
-    console.print(f"endpoint check: completion -> {answer!r}")
-    console.print("\ntry it:")
-    console.print(
+    out(f"endpoint check: completion -> {answer!r}")
+    out("\ntry it:")
+    out(
         f"  curl -s {address}/v1/completions -H 'Content-Type: application/json' "
         f'-d \'{{"model": "support-bot", "prompt": "Question: How do I roll back?", '
         f'"max_tokens": 24}}\''
     )
-    console.print(
+    out(
         '  python -c "from openai import OpenAI; '
         f"c = OpenAI(base_url='{address}/v1', api_key='none'); "
         "print(c.completions.create(model='support-bot', prompt='The operator', "
@@ -319,13 +360,15 @@ def _print_summary(console: Any, status: dict[str, Any], mlflow_url: str, elapse
 
 
 @contextlib.contextmanager
-def _services(workdir: Path) -> Iterator[tuple[str, Any]]:
+def _services(workdir: Path, control_plane: str) -> Iterator[tuple[str, Any]]:
     from kubellm.testing.localkube import local_cluster
     from kubellm.testing.mlflow import mlflow_server
 
     with (
         mlflow_server(workdir / "mlflow", webhooks=True) as mlflow_url,
-        local_cluster(workdir / "localkube", time_scale=1.0) as cluster,
+        local_cluster(
+            workdir / "localkube", time_scale=1.0, control_plane=control_plane
+        ) as cluster,
     ):
         yield mlflow_url, cluster
 
@@ -369,10 +412,12 @@ def _run(args: argparse.Namespace, console: Any, workdir: Path, started: float) 
 
     tools = ensure()
     with contextlib.ExitStack() as stack:
-        mlflow_url, cluster = stack.enter_context(_services(workdir))
-        console.print(
-            f"localkube API: {cluster.url}   (export KUBECONFIG={cluster.kubeconfig_path})"
+        mlflow_url, cluster = stack.enter_context(_services(workdir, args.control_plane))
+        api = (
+            f"kube-apiserver {cluster.version}" if cluster.control_plane == "real" else "localkube"
         )
+        console.print(f"{api} API: {cluster.url}", soft_wrap=True)
+        console.print(f"export KUBECONFIG={cluster.kubeconfig_path}", soft_wrap=True)
         console.print(f"MLflow:        {mlflow_url}")
         _kubectl(cluster, "create", "namespace", NAMESPACE, check=False)
         rendered = render_chart(
@@ -380,6 +425,9 @@ def _run(args: argparse.Namespace, console: Any, workdir: Path, started: float) 
             mlflow_url,
             Path(cluster.kubeconfig_path),
             args.webhook_port,
+            # a real cluster gives the operator pod its ServiceAccount's token: the chart's
+            # RBAC then applies to it; localkube's pods get the admin kubeconfig
+            pass_kubeconfig=cluster.control_plane != "real",
         )
         console.print("installing the chart (helm template | kubectl apply) ...")
         _kubectl(cluster, "apply", "-f", "-", stdin=rendered)
@@ -390,7 +438,7 @@ def _run(args: argparse.Namespace, console: Any, workdir: Path, started: float) 
         console.print(f"applying {EXAMPLE.relative_to(REPO)} ...")
         _kubectl(cluster, "apply", "-f", "-", stdin=demo_manifest(EXAMPLE))
         status = _watch(cluster, "support-bot", args.timeout, console, args.not_ready_bound)
-        _print_summary(console, status, mlflow_url, time.monotonic() - started)
+        _print_summary(console, cluster, status, mlflow_url, time.monotonic() - started)
         if args.once:
             return 0
         console.print("\n[dim]running; Ctrl-C stops every process the demo started[/]")
@@ -456,6 +504,13 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--once", action="store_true", help="exit after the first promotion")
+    p.add_argument(
+        "--control-plane",
+        choices=("localkube", "real"),
+        default="localkube",
+        help="localkube's API emulator (default), or a real kube-apiserver & co. built by "
+        "`make realkube`, with localkube's kubelet as the node",
+    )
     p.add_argument(
         "--timeout",
         type=float,

@@ -11,6 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from .conftest import E2E_CLUSTER
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
@@ -37,6 +39,8 @@ def test_demo_once_promotes_the_example_and_cleans_up(tmp_path: Path) -> None:
             "kubellm",
             "demo",
             "--once",
+            "--control-plane",
+            E2E_CLUSTER,
             "--workdir",
             str(tmp_path),
             "--timeout",
@@ -52,6 +56,7 @@ def test_demo_once_promotes_the_example_and_cleans_up(tmp_path: Path) -> None:
     assert result.returncode == 0, out[-4000:]
     assert "version 1 promoted" in out, out[-4000:]
     assert "endpoint check: completion ->" in out
+    assert "endpoint (the kubellm gateway): http://" in out
     assert "curl -s http://127." in out and "OpenAI(base_url=" in out
     print(f"kubellm demo --once took {elapsed:.0f}s")
     time.sleep(1)
@@ -77,6 +82,10 @@ def _alive(procs: list[psutil.Process]) -> list[str]:
 
 
 @pytest.mark.timeout(1500)  # two demos
+@pytest.mark.skipif(
+    E2E_CLUSTER == "real",
+    reason="process lifetime is the demo's own code whatever the cluster: run once, on localkube",
+)
 def test_sigkilled_demo_leaves_nothing_and_the_next_demo_promotes(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "kubellm", "demo", "--once", "--workdir", str(tmp_path)]
     log_path = tmp_path.parent / f"{tmp_path.name}-first-demo.log"
