@@ -63,6 +63,25 @@ log = logging.getLogger(__name__)
 POD_FAULTS_PATH = "/_localkube/pod-faults"
 
 
+async def pod_faults_endpoint(faults: PodFaults, request: web.Request) -> web.Response:
+    """GET lists, POST adds (a PodFault as JSON), DELETE (?id=N) clears pod faults."""
+    if request.method == "GET":
+        return web.json_response({"faults": [f.to_dict() for f in faults.list()]})
+    if request.method == "DELETE":
+        raw = request.query.get("id")
+        faults.clear(int(raw) if raw else None)
+        return web.json_response({"cleared": raw or "all"})
+    if request.method == "POST":
+        try:
+            body = json.loads(await request.text() or "{}")
+            fault = faults.add(PodFault.from_dict(body))
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        log.info("pod fault added: %s", fault)
+        return web.json_response(fault.to_dict(), status=201)
+    return web.json_response({"error": "method not allowed"}, status=405)
+
+
 def _pod_faults_middleware(faults: PodFaults) -> Any:
     """Serve /_localkube/pod-faults in front of the API server's own routes."""
 
@@ -70,21 +89,7 @@ def _pod_faults_middleware(faults: PodFaults) -> Any:
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path != POD_FAULTS_PATH:
             return await handler(request)
-        if request.method == "GET":
-            return web.json_response({"faults": [f.to_dict() for f in faults.list()]})
-        if request.method == "DELETE":
-            raw = request.query.get("id")
-            faults.clear(int(raw) if raw else None)
-            return web.json_response({"cleared": raw or "all"})
-        if request.method == "POST":
-            try:
-                body = json.loads(await request.text() or "{}")
-                fault = faults.add(PodFault.from_dict(body))
-            except (ValueError, TypeError) as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-            log.info("pod fault added: %s", fault)
-            return web.json_response(fault.to_dict(), status=201)
-        return web.json_response({"error": "method not allowed"}, status=405)
+        return await pod_faults_endpoint(faults, request)
 
     return middleware
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["ServingCert", "client_context", "generate"]
+__all__ = ["ServingCert", "client_context", "generate", "new_ca"]
 
 VALIDITY = datetime.timedelta(days=30)
 
@@ -71,11 +71,13 @@ def _alt_names(hosts: Sequence[str]) -> list[x509.GeneralName]:
     return names
 
 
-def generate(directory: Path, hosts: Sequence[str] = ()) -> ServingCert:
-    """A new CA and a serving certificate for `hosts` (plus localhost), in `directory`."""
+def new_ca(
+    common_name: str, validity: datetime.timedelta = VALIDITY
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA certificate and its key (P-256), valid from five minutes ago."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name(f"localkube-ca@{int(now.timestamp())}")
+    ca_name = _name(common_name)
     ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -102,6 +104,14 @@ def generate(directory: Path, hosts: Sequence[str] = ()) -> ServingCert:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
+    return ca, ca_key
+
+
+def generate(directory: Path, hosts: Sequence[str] = ()) -> ServingCert:
+    """A new CA and a serving certificate for `hosts` (plus localhost), in `directory`."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca, ca_key = new_ca(f"localkube-ca@{int(now.timestamp())}")
+    ca_name = ca.subject
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()

@@ -9,7 +9,7 @@ every process. Tests pick it with `KUBELLM_E2E_CLUSTER=real`.
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from kubellm.localkube.controllers.faults import PodFault, PodFaults
+from kubellm.localkube.cluster import POD_FAULTS_PATH, pod_faults_endpoint
+from kubellm.localkube.controllers.faults import PodFaults
 from kubellm.localkube.lifetime import Guard
 from kubellm.localkube.realkube.controlplane import ControlPlane
 from kubellm.localkube.realkube.node import RealNode
@@ -120,7 +121,9 @@ class RealCluster:
     async def _serve_admin(self) -> None:
         app = web.Application()
         app.router.add_get("/_localkube/healthz", self._healthz)
-        app.router.add_route("*", "/_localkube/pod-faults", self._faults)
+        app.router.add_route(
+            "*", POD_FAULTS_PATH, functools.partial(pod_faults_endpoint, self.pod_faults)
+        )
         self._admin = web.AppRunner(app, access_log=None)
         await self._admin.setup()
         site = web.TCPSite(self._admin, "127.0.0.1", 0)
@@ -131,19 +134,3 @@ class RealCluster:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"cluster": "real", "version": self.version, "api": self.url})
-
-    async def _faults(self, request: web.Request) -> web.Response:
-        faults = self.pod_faults
-        if request.method == "GET":
-            return web.json_response({"faults": [f.to_dict() for f in faults.list()]})
-        if request.method == "DELETE":
-            raw = request.query.get("id")
-            faults.clear(int(raw) if raw else None)
-            return web.json_response({"cleared": raw or "all"})
-        if request.method == "POST":
-            try:
-                fault = faults.add(PodFault.from_dict(json.loads(await request.text() or "{}")))
-            except (ValueError, TypeError) as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-            return web.json_response(fault.to_dict(), status=201)
-        return web.json_response({"error": "method not allowed"}, status=405)

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kubellm.localkube.apiserver.certs import new_ca
+
 __all__ = ["Credentials", "Pki", "generate"]
 
 VALIDITY = datetime.timedelta(days=365)
@@ -111,34 +113,7 @@ def generate(directory: Path, *, node_name: str, apiserver_hosts: tuple[str, ...
     """Write a fresh CA, the component certificates and the service-account keys."""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = _key()
-    ca_name = _name("kubellm-realkube-ca")
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_cert, ca_key = new_ca("kubellm-realkube-ca", VALIDITY)
     ca_cert_path, ca_key_path = directory / "ca.crt", directory / "ca.key"
     ca_cert_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     _write_key(ca_key_path, ca_key)
