@@ -202,12 +202,18 @@ def e2e_manifest(
     return dict(obj)
 
 
-def install_chart(cluster: Cluster, *values: str) -> None:
+def install_chart(cluster: Cluster, *extra_values: str) -> None:
     """`helm install` the chart: CRD, RBAC and ServiceAccount, no operator pod."""
     from kubellm.tools.binaries import find
 
     helm = find("helm")
     assert helm, "helm not found: run `python -m kubellm.tools.binaries ensure`"
+    # Pods here are processes on one host: the chart's gateway must bind its pod IP, not
+    # 0.0.0.0, or it takes port 8000 from every other pod (the demo does the same).
+    values = cluster.workdir / "chart-values.json"
+    pod_ip = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    host = {"name": "KUBELLM_GATEWAY_HOST", "value": "$(POD_IP)"}
+    values.write_text(json.dumps({"gateway": {"extraEnv": [pod_ip, host]}}))
     result = subprocess.run(
         [
             helm,
@@ -219,7 +225,9 @@ def install_chart(cluster: Cluster, *values: str) -> None:
             "--create-namespace",
             "--set",
             "replicaCount=0",
-            *values,
+            "-f",
+            str(values),
+            *extra_values,
         ],
         env=cluster.env(),
         capture_output=True,
