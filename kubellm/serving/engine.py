@@ -65,6 +65,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_CPU_CAPACITY = 8192  # cache positions per row reserved (not committed) on CPU
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -216,7 +218,11 @@ class Engine:
         self.pad_id = pad_id
         self.device = next(model.parameters()).device
         install(model)
-        self._cache = SlotCache(config.max_batch_size)
+        # On CPU untouched capacity costs no memory (see SlotCache): start at the context
+        # so that the cache never has to grow; on accelerators grow as prompts require.
+        on_cpu = self.device.type == "cpu"
+        self._capacity = min(context_len, _CPU_CAPACITY) if on_cpu else 256
+        self._cache = SlotCache(config.max_batch_size, self._capacity)
         # Any 4-D mask makes transformers skip building its own; slot_attention ignores it.
         self._no_mask = torch.ones((1, 1, 1, 1), dtype=torch.bool, device=self.device)
         self._waiting: deque[_Sequence] = deque()
@@ -315,7 +321,10 @@ class Engine:
                     return
                 admitted = self._take_admitted()
             for seq in admitted:
-                self._cache.ensure_capacity(seq.need)
+                if seq.need > self._cache.capacity:
+                    used = [(s.slot, s.length) for s in self._running]
+                    used += [(s.slot, s.prefilled) for s in self._prefilling if s is not seq]
+                    self._cache.ensure_capacity(seq.need, used)
             self._drop_cancelled_prefills()
             if self._running or self._prefilling:
                 started = time.perf_counter()
@@ -332,7 +341,7 @@ class Engine:
             if not self.running:
                 with self._cv:
                     if not self._waiting:
-                        self._cache.reset()  # idle: give the cache's memory back
+                        self._cache.reset(self._capacity)  # idle: give the memory back
 
     def _take_admitted(self) -> list[_Sequence]:
         for gone in [s for s in self._waiting if s.stream.cancelled]:

@@ -25,6 +25,7 @@ SDPA attention, so the installed model still behaves as before everywhere else.
 from __future__ import annotations
 
 import mmap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,11 +42,12 @@ class SlotCache:
     """One ``[rows, kv_heads, capacity, head_dim]`` key and value tensor per layer.
 
     Layers are allocated on first use, from the shapes the model hands to attention, so
-    nothing here needs to know the architecture. ``capacity`` grows (one copy of the
-    cache) when a longer request is admitted, and everything is freed when the engine is
-    idle. On CPU the tensors live in anonymous memory maps: pages cost memory only once a
-    row reaches them, and a finished sequence's row is handed back to the kernel
-    (``release``), so resident memory follows the tokens in the batch, not the capacity.
+    nothing here needs to know the architecture. ``capacity`` grows (copying the rows in
+    use) when a longer request is admitted, and everything is freed when the engine is
+    idle. On CPU the tensors live in private anonymous memory maps: a page costs memory
+    only once a row reaches it, and a finished sequence's row is handed back to the kernel
+    (``release``), so resident memory follows the tokens in the batch, not the capacity,
+    and the engine can start with a capacity as large as the context.
     """
 
     def __init__(self, rows: int, capacity: int = _GROW) -> None:
@@ -76,8 +78,9 @@ class SlotCache:
             self.keys[idx], self.values[idx] = k, v
         return k, v
 
-    def ensure_capacity(self, length: int) -> None:
-        """Make room for ``length`` positions per row (copies the cache when it grows)."""
+    def ensure_capacity(self, length: int, used: Sequence[tuple[int, int]] = ()) -> None:
+        """Make room for ``length`` positions per row, copying the ``(row, positions)`` in
+        ``used`` (and nothing else, so untouched memory stays untouched)."""
         if length <= self.capacity:
             return
         new_cap = -(-length // _GROW) * _GROW
@@ -86,7 +89,8 @@ class SlotCache:
             for i, old in enumerate(store):
                 if old is not None:
                     new = self._zeros((old.shape[0], old.shape[1], new_cap, old.shape[3]), old)
-                    new[:, :, : self.capacity] = old
+                    for row, n in used:
+                        new[row, :, :n] = old[row, :, :n]
                     store[i] = new
         del old_maps  # unmapped once the old tensors are gone
         self.capacity = new_cap

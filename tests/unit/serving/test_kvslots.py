@@ -86,7 +86,7 @@ def test_growing_keeps_the_rows_and_swap_exchanges_them() -> None:
     k_cache, _ = cache.layer(0, torch.zeros(1, KV_HEADS, 1, DIM))
     k_cache[0, :, :10] = 1.0
     k_cache[2, :, :4] = 2.0
-    cache.ensure_capacity(300)
+    cache.ensure_capacity(300, used=[(0, 10), (2, 4)])
     assert cache.capacity == 512
     k_cache = cache.keys[0]
     assert k_cache is not None and k_cache.shape[2] == 512
