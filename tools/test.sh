@@ -9,12 +9,17 @@ PY=.venv/bin/python
 export HF_HUB_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 LOGS=.kubellm/test-logs
 mkdir -p "$LOGS"
+# Each run gets a temp root of its own: pytest's default root keeps only the 3 newest runs
+# and may delete a directory another pytest (the concurrent run) still uses.
+TMP_ROOT=$(mktemp -d /tmp/kubellm-test.XXXXXX)
+trap 'rm -rf "$TMP_ROOT"' EXIT
 real_bin=$(tools/realkube/build.sh --print-bin)
 real_pid=""
 if [[ -x $real_bin/kube-apiserver && -x $real_bin/etcd ]]; then
   echo "e2e suite on a real control plane (KUBELLM_E2E_CLUSTER=real) runs alongside: $LOGS/e2e-real.log"
   KUBELLM_E2E_CLUSTER=real KUBELLM_REQUIRE_REAL_E2E=1 \
-    $PY -m pytest -q -p no:cacheprovider tests/e2e >"$LOGS/e2e-real.log" 2>&1 &
+    $PY -m pytest -q -p no:cacheprovider --basetemp "$TMP_ROOT/real" tests/e2e \
+    >"$LOGS/e2e-real.log" 2>&1 &
   real_pid=$!
 else
   echo "SKIPPED: the e2e suite on a real control plane (no binaries in $real_bin; make realkube needs Go)"
@@ -23,7 +28,7 @@ else
     exit 1
   fi
 fi
-$PY -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$LOGS/suite.log"
+$PY -m pytest -q -p no:cacheprovider --basetemp "$TMP_ROOT/suite" tests 2>&1 | tee "$LOGS/suite.log"
 suite_rc=${PIPESTATUS[0]}
 real_rc=0
 if [[ -n $real_pid ]]; then
