@@ -190,6 +190,7 @@ def e2e_manifest(
     obj = yaml.safe_load((REPO / "examples/tiny-pretrain.yaml").read_text())
     obj["metadata"]["name"] = name
     spec = obj["spec"]
+    spec["model"]["registeredModel"] = name  # one registered model per LLM: no cross-talk
     spec["training"]["dataset"]["uri"] = str(REPO / "examples/data/support-corpus.txt")
     spec["training"]["hyperparameters"].update(maxSteps=max_steps, sequenceLength=32)
     spec["training"]["resources"] = {}
@@ -354,6 +355,11 @@ def system(e2e_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         try:
             yield System(cluster, mlflow_url, operator, workdir)
         finally:
+            # The cluster outlives this module: remove its LLMs (their children go with
+            # them) while the operator still runs to release its finalizers.
+            cluster.kubectl(
+                "delete", "llm", "--all", "--all-namespaces", "--wait=true", "--timeout=120s"
+            )
             operator.stop()
             os.environ.pop("KUBELLM_WEBHOOK_SECRET", None)
 
