@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,15 +112,29 @@ class Kube:
         return config.new_client_from_config(config_file=self.env["KUBECONFIG"])
 
 
+def _alive_since(proc: Any, started: float) -> bool:
+    try:
+        return bool(
+            proc.is_running()
+            and proc.status() != psutil.STATUS_ZOMBIE
+            and proc.create_time() >= started - 1.0
+        )
+    except psutil.Error:
+        return False
+
+
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     tmp = tmp_path_factory.mktemp("localkube-api")
     (tmp / "logs").mkdir()
+    # only what this module started counts (an earlier module's watchdog may still be
+    # finishing its sweep), and a zombie has already exited
+    started = time.time()
     with ThreadedApiServer(log_dir=tmp / "logs") as server:
         kubeconfig = server.write_kubeconfig(tmp / "kubeconfig")
         env = dict(os.environ, KUBECONFIG=str(kubeconfig), KUBECACHEDIR=str(tmp / "cache"))
         yield Kube(server, env, tmp)
-    leftover = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+    leftover = [p for p in psutil.Process().children(recursive=True) if _alive_since(p, started)]
     for proc in leftover:
         proc.kill()
     assert not leftover, f"processes outlived the tests: {leftover}"
