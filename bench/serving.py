@@ -21,11 +21,12 @@ What makes the figures hold on shared cores:
 - ``--reps`` (default 3) interleaved repetitions, system order reversed every other
   repetition; each figure is the median over repetitions, and the ratio is the median of
   the per-repetition ratios (the two systems of a repetition ran minutes apart at most);
-- the machine's fp32 matmul GFLOP/s (2048 x 2048, all cores, best of 5) is measured at
-  the start of every repetition, and ``fraction of the fp32 compute bound`` is kubellm's
-  generated tokens/s x 2 x (weights of the model's matrix products) / that rate: the share
-  of the machine's arithmetic that went into generated tokens (prompt tokens, attention
-  scores and everything else count as overhead; the line after it counts prompt tokens).
+- the machine's fp32 matmul GFLOP/s (2048 x 2048, all cores or ``--threads``, best of 5)
+  is measured at the start of every repetition, and ``fraction of the fp32 compute
+  bound`` is kubellm's generated tokens/s x 2 x (weights of the model's matrix products)
+  / that rate: the share of the machine's arithmetic that went into generated tokens
+  (prompt tokens, attention scores and everything else count as overhead; the line after
+  it counts prompt tokens too).
 
 tokens/s = generated tokens / wall time from the first request to the last byte. TTFT is
 the time to the first non-empty text chunk. Peak RSS is the server's high-water mark
@@ -581,6 +582,60 @@ def report(
     return summary
 
 
+def greedy_agreement(model_dir: Path, args: Any) -> None:
+    """The engine's greedy completions of the bench prompts, ``--dtype`` against float32.
+
+    Both run in this process through the engine (no HTTP), all prompts at once; the
+    measure is how many completions are identical and, where they differ, after how many
+    characters. Its throughput is not a benchmark: use the servers for that.
+    """
+    sys.path.insert(0, str(REPO))
+    from kubellm.serving.engine import Engine, EngineConfig
+    from kubellm.serving.loading import load_model
+    from kubellm.serving.sampling import SamplingParams
+
+    work = make_workload(model_dir, args.requests, args.max_tokens)
+    outputs: dict[str, list[str]] = {}
+    for dtype in ("float32", args.dtype):
+        lm = load_model(model_dir, dtype=dtype)
+        engine = Engine(
+            lm.model,
+            lm.tokenizer,
+            EngineConfig(max_batch_size=args.clients),
+            context_len=lm.context_len,
+            eos_ids=lm.eos_ids,
+            pad_id=lm.pad_id,
+        )
+        engine.start()
+        greedy = SamplingParams(temperature=0.0, ignore_eos=True)
+        started = time.perf_counter()
+        streams = [
+            engine.submit(lm.tokenizer(p)["input_ids"], greedy, args.max_tokens)
+            for p in work.prompts
+        ]
+        outputs[dtype] = [st.wait(3600)[0] for st in streams]
+        wall = time.perf_counter() - started
+        engine.stop()
+        print(f"{dtype}: {len(streams) * args.max_tokens / wall:.1f} tokens/s in-process")
+    same = 0
+    firsts: list[int] = []
+    for a, b in zip(outputs["float32"], outputs[args.dtype], strict=True):
+        if a == b:
+            same += 1
+        else:
+            pairs = zip(a + "\0", b + "\1", strict=False)
+            firsts.append(next(i for i, (x, y) in enumerate(pairs) if x != y))
+    print(
+        f"- greedy {args.dtype} vs float32 on the {len(work.prompts)} bench prompts x "
+        f"{args.max_tokens} tokens: {same} identical"
+        + (
+            f"; the others differ from character {statistics.median(firsts):.0f} (median)"
+            if firsts
+            else ""
+        )
+    )
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_naive":
         naive_server(sys.argv[2], int(sys.argv[3]), sys.argv[4])
@@ -595,8 +650,19 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=128)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="OMP_NUM_THREADS for every system and the matmul measurement (default: all cores)",
+    )
     parser.add_argument("--cb-num-blocks", type=int, default=0, help="default: enough for all")
     parser.add_argument("--kubellm-args", default="", help="extra flags for kubellm serve")
+    parser.add_argument(
+        "--greedy-agreement",
+        action="store_true",
+        help="instead of benchmarking: compare --dtype's greedy completions with float32",
+    )
     parser.add_argument(
         "--dtype", default="float32", choices=["float32", "bfloat16"], help="for every system"
     )
@@ -606,10 +672,15 @@ def main() -> int:
     args = parser.parse_args()
     Path(args.cache_dir).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:  # before torch is imported here, inherited by every server
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     print(f"cpu cores: {os.cpu_count()}; {' '.join(sys.argv)}")
     for label in args.models.split(","):
         model_dir = (prepare_tiny if label == "tiny" else prepare_smollm2)(Path(args.cache_dir))
-        bench_model(label, model_dir, args)
+        if args.greedy_agreement:
+            greedy_agreement(model_dir, args)
+        else:
+            bench_model(label, model_dir, args)
     print(f"\nload average at end: {os.getloadavg()}")
     return 0
 

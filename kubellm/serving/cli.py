@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run_fetch_model", "run_serve"]
+__all__ = ["cpu_budget", "register", "run_fetch_model", "run_serve"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,13 @@ def register(subparsers: Any) -> None:
     _add(serve, "--device", "torch device", default="cpu")
     _add(
         serve,
+        "--threads",
+        "CPU threads for the model (default: the CPUs this container may use: its CPU "
+        "affinity, capped by its cgroup CPU limit)",
+        type=int,
+    )
+    _add(
+        serve,
         "--dtype",
         "weights dtype: auto (float32 on CPU, checkpoint's on GPU), float32, bfloat16, float16",
         default="auto",
@@ -123,7 +131,45 @@ def _read_api_key(path: str | None) -> str | None:
     return os.environ.get("KUBELLM_API_KEY") or None
 
 
+def cpu_budget(cpu_max: str | None, available: int) -> int:
+    """Threads worth running: ``available`` CPUs, capped by a cgroup v2 ``cpu.max`` quota.
+
+    A pod with a CPU limit of 2 on a 64-core node sees 64 CPUs but gets 2 CPUs' worth of
+    time: 64 threads would spend it waiting for each other at every parallel region.
+    """
+    budget = max(1, available)
+    if cpu_max:
+        quota, _, period = cpu_max.strip().partition(" ")
+        if quota.isdigit() and period.isdigit() and int(period) > 0:
+            budget = min(budget, max(1, math.ceil(int(quota) / int(period))))
+    return budget
+
+
+def _container_cpus() -> int:
+    try:
+        cpu_max: str | None = Path("/sys/fs/cgroup/cpu.max").read_text()
+    except OSError:
+        cpu_max = None
+    return cpu_budget(cpu_max, len(os.sched_getaffinity(0)))
+
+
+def _set_threading(threads: int) -> None:
+    """Before torch loads: its OpenMP reads these once.
+
+    Threads that wait at the end of a parallel region sleep instead of spinning
+    (``OMP_WAIT_POLICY=PASSIVE``): on shared or CPU-limited cores a spinning thread burns
+    the time its preempted partner needs to finish the region, and decoding, which runs
+    hundreds of short regions per step, slowed down several-fold on the shared development
+    machine. Either variable set by the user wins.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    if args.device == "cpu" or args.threads:
+        _set_threading(int(args.threads) if args.threads else _container_cpus())
+
     from kubellm.serving.app import ServerSettings, ServerState
     from kubellm.serving.server import serve
 

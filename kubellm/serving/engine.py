@@ -268,6 +268,8 @@ class Engine:
         """Queue a request; raise ``Overloaded`` when the queue is full."""
         if not self.alive or self._stopping:
             raise ModelNotReady("the engine is not running")
+        if not prompt_ids:
+            raise ValueError("a request needs at least one prompt token")
         stream = RequestStream(loop)
         stream._wake = self._notify
         prompt = list(prompt_ids)

@@ -216,8 +216,9 @@ def slot_attention(
         return sdpa_attention_forward(  # type: ignore[no-any-return]
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
-    if kwargs.get("softcap") is not None:
-        raise NotImplementedError("attention logit soft-capping is not supported by the engine")
+    for unsupported in ("softcap", "position_bias", "s_aux"):  # soft-capping, ALiBi, sinks
+        if kwargs.get(unsupported) is not None:
+            raise NotImplementedError(f"attention with {unsupported} is not supported")
     window = kwargs.get("sliding_window")
     if window is not None and step.max_len > window:
         raise NotImplementedError("sliding-window attention beyond the window is not supported")
