@@ -7,24 +7,19 @@ same condition does not churn the object (and does not wake every watcher).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 
-from kubellm.api.status import Condition, ConditionStatus
+from kubellm.api.status import Condition
+from kubellm.api.timestamps import now_rfc3339
+from kubellm.api.vocabulary import CONDITION_ORDER, ConditionStatus, ConditionType
 
-__all__ = ["CONDITION_TYPES", "find", "is_true", "merge", "now_rfc3339"]
-
-CONDITION_TYPES = ("SpecValid", "Trained", "CandidateReady", "LoadTestPassed", "Ready")
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+__all__ = ["find", "is_true", "merge"]
 
 
-def find(conditions: Iterable[Condition], type_: str) -> Condition | None:
+def find(conditions: Iterable[Condition], type_: ConditionType) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
 
 
-def is_true(conditions: Iterable[Condition], type_: str) -> bool:
+def is_true(conditions: Iterable[Condition], type_: ConditionType) -> bool:
     cond = find(conditions, type_)
     return cond is not None and cond.status is ConditionStatus.TRUE
 
@@ -48,5 +43,5 @@ def merge(
         elif not update.last_transition_time:
             update = update.model_copy(update={"last_transition_time": stamp})
         by_type[update.type] = update
-    order = {t: i for i, t in enumerate(CONDITION_TYPES)}
+    order: dict[str, int] = {t: i for i, t in enumerate(CONDITION_ORDER)}
     return sorted(by_type.values(), key=lambda c: (order.get(c.type, len(order)), c.type))

@@ -7,11 +7,20 @@ summary for printer columns.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from kubellm.api.vocabulary import (
+    CandidateState,
+    ConditionStatus,
+    LoadTestVerdict,
+    Phase,
+    ReleaseVerdict,
+    RollbackState,
+    TrainingState,
+)
 
 __all__ = [
     "HISTORY_LIMIT",
@@ -38,24 +47,6 @@ class _Status(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
-class Phase(StrEnum):
-    PENDING = "Pending"
-    TRAINING = "Training"
-    DEPLOYING = "Deploying"
-    LOAD_TESTING = "LoadTesting"
-    PROMOTING = "Promoting"
-    READY = "Ready"
-    DEGRADED = "Degraded"
-    FAILED = "Failed"
-    INVALID = "Invalid"
-
-
-class ConditionStatus(StrEnum):
-    TRUE = "True"
-    FALSE = "False"
-    UNKNOWN = "Unknown"
-
-
 class Condition(_Status):
     type: str = Field(description="PascalCase condition type, e.g. Ready.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
@@ -70,7 +61,9 @@ class Condition(_Status):
 class TrainingStatus(_Status):
     job: str | None = Field(default=None, description="Name of the current training Job.")
     spec_hash: str | None = Field(default=None, description="Hash of the trained spec section.")
-    state: str | None = Field(default=None, description="Running, Succeeded or Failed.")
+    state: TrainingState | None = Field(
+        default=None, description="Pending, Running, Succeeded or Failed."
+    )
     step: int | None = Field(default=None, description="Optimizer steps done.")
     total_steps: int | None = Field(default=None, description="Optimizer steps planned.")
     loss: float | None = Field(default=None, description="Latest training loss.")
@@ -83,7 +76,7 @@ class TrainingStatus(_Status):
 
 
 class LoadTestFigures(_Status):
-    verdict: str | None = Field(default=None, description="pass, fail or error.")
+    verdict: LoadTestVerdict | None = Field(default=None, description="pass, fail or error.")
     p50_ms: float | None = Field(default=None, description="Median latency (ms).")
     p95_ms: float | None = Field(default=None, description="95th percentile latency (ms).")
     p99_ms: float | None = Field(default=None, description="99th percentile latency (ms).")
@@ -98,7 +91,9 @@ class LoadTestFigures(_Status):
 class CandidateStatus(_Status):
     version: str | None = Field(default=None, description="Registry version under test.")
     deployment: str | None = Field(default=None, description="Its serving Deployment.")
-    state: str | None = Field(default=None, description="Starting, LoadTesting, Passed, ...")
+    state: CandidateState | None = Field(
+        default=None, description="Starting, LoadTesting, Passed or Refused."
+    )
     load_test_job: str | None = Field(default=None, description="The load-test Job.")
     load_test: LoadTestFigures | None = Field(default=None, description="Gate figures.")
     since: str | None = Field(default=None, description="When this candidate appeared.")
@@ -120,7 +115,7 @@ class RollbackStatus(_Status):
     )
     version: str | None = Field(default=None, description="Version production went back to.")
     from_version: str | None = Field(default=None, description="Version production left.")
-    state: str = Field(description="Done, or Refused (see message).")
+    state: RollbackState = Field(description="Done, or Refused (see message).")
     message: str | None = Field(default=None, description="Why a rollback was refused.")
     at: str = Field(description="When the request was handled.")
 
@@ -156,7 +151,7 @@ class ServingStatus(_Status):
 
 class Release(_Status):
     version: str = Field(description="Registry version.")
-    verdict: str = Field(description="promoted, refused or error.")
+    verdict: ReleaseVerdict = Field(description="promoted or refused.")
     at: str = Field(description="When the verdict was reached.")
     p95_ms: float | None = Field(default=None, description="p95 latency (ms).")
     requests_per_second: float | None = Field(default=None, description="Throughput.")

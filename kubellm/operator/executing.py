@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubellm.api.resource import LLM
+from kubellm.api.vocabulary import EventReason, EventType
 from kubellm.operator.builders import owner_reference
 from kubellm.operator.kube import ApiError, KubeApi
 from kubellm.operator.naming import SPEC_HASH_ANNOTATION, content_hash
@@ -214,7 +215,7 @@ def execute(
         # users look, then fail the reconcile so it is retried with backoff.
         detail = redact("; ".join(refused))[:900]
         plan.status.message = f"the API server refused: {detail}"
-        plan.events.append(Event("Warning", "ApplyRefused", plan.status.message))
+        plan.events.append(Event(EventType.WARNING, EventReason.APPLY_REFUSED, plan.status.message))
     changed = write_outcome(api, Ref(llm.name, llm.namespace, llm.uid), plan, raw_status)
     if refused:
         raise ChildrenRefused(plan.status.message)

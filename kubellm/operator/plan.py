@@ -14,7 +14,15 @@ from datetime import UTC, datetime
 
 from kubellm.api.conditions import find, merge
 from kubellm.api.resource import LLM
-from kubellm.api.status import Condition, LLMStatus, Phase
+from kubellm.api.status import Condition, LLMStatus
+from kubellm.api.vocabulary import (
+    CandidateState,
+    ConditionType,
+    EventType,
+    Phase,
+    Reason,
+    TrainingState,
+)
 from kubellm.operator.config import OperatorConfig
 from kubellm.operator.hardening import disallowed_images
 from kubellm.operator.observed import Observed
@@ -33,6 +41,7 @@ from kubellm.operator.planning import (
     F,
     Plan,
     RegistryAction,
+    StatusDraft,
     T,
     Work,
     condition,
@@ -54,33 +63,39 @@ __all__ = [
 ]
 
 
-def _phase(w: Work, training_state: str, promoted: str | None) -> Phase:
+def _phase(w: Work, training_state: TrainingState | None, promoted: str | None) -> Phase:
     conds = {c.type: c for c in w.conditions}
-    cand = w.status.get("candidate")
-    if training_state in ("Pending", "Running"):
+    cand = w.status.candidate
+    if training_state in (TrainingState.PENDING, TrainingState.RUNNING):
         return Phase.TRAINING
     if promoted is not None:
         return Phase.PROMOTING
-    if cand is not None and cand.state in ("Starting",):
+    if cand is not None and cand.state is CandidateState.STARTING:
         return Phase.DEPLOYING
-    if cand is not None and cand.state == "LoadTesting":
+    if cand is not None and cand.state is CandidateState.LOAD_TESTING:
         return Phase.LOAD_TESTING
-    if conds["Ready"].status is T:
+    if conds[ConditionType.READY].status is T:
         return Phase.READY
-    if training_state == "Failed":
+    if training_state is TrainingState.FAILED:
         return Phase.FAILED
-    if w.status.get("production") is not None:
+    if w.status.production is not None:
         return Phase.DEGRADED if (w.llm.status.phase == Phase.READY) else Phase.DEPLOYING
     return Phase.PENDING
 
 
 _FAILURE_REASONS = frozenset(
-    {"TrainingFailed", "LoadTestFailed", "CandidateRefused", "InvalidSpec", "ProductionStarting"}
+    {
+        Reason.TRAINING_FAILED,
+        Reason.LOAD_TEST_FAILED,
+        Reason.CANDIDATE_REFUSED,
+        Reason.INVALID_SPEC,
+        Reason.PRODUCTION_STARTING,
+    }
 )
 
 
 #: conditions that report a problem when True; a change of their message is news too
-_WARNING_WHEN_TRUE = frozenset({"ProductionAliasDrift"})
+_WARNING_WHEN_TRUE = frozenset({ConditionType.PRODUCTION_ALIAS_DRIFT})
 
 
 def _events_for_conditions(w: Work, merged: list[Condition]) -> None:
@@ -97,7 +112,7 @@ def _events_for_conditions(w: Work, merged: list[Condition]) -> None:
         ):
             continue
         failed = cond.status is F and cond.reason in _FAILURE_REASONS
-        kind = "Warning" if failed or warn_true else "Normal"
+        kind = EventType.WARNING if failed or warn_true else EventType.NORMAL
         w.out.events.append(
             Event(kind, cond.reason, f"{cond.type}={cond.status.value}: {cond.message}")
         )
@@ -112,10 +127,17 @@ def plan(
     """Everything to do for ``llm`` given ``observed``; pure and deterministic."""
     refused = disallowed_images(llm, config)
     if refused:  # like an invalid spec for this operator: record why, touch nothing
-        return plan_invalid(llm.status, llm.generation, refused, reason="ImageNotAllowed")
+        return plan_invalid(llm.status, llm.generation, refused, Reason.IMAGE_NOT_ALLOWED)
     now = now or datetime.now(UTC)
-    w = Work(llm=llm, observed=observed, config=config, now=now, out=Plan())
-    w.condition("SpecValid", T, "Valid", "the spec passed validation")
+    w = Work(
+        llm=llm,
+        observed=observed,
+        config=config,
+        now=now,
+        out=Plan(),
+        status=StatusDraft.carried_from(llm.status),
+    )
+    w.condition(ConditionType.SPEC_VALID, T, Reason.VALID, "the spec passed validation")
     reg = observed.registry
     if not reg.reachable:
         # Without the registry nothing can be decided about releases: leave children alone.
@@ -141,16 +163,16 @@ def plan(
         phase=phase,
         observed_generation=llm.generation,
         conditions=merged,
-        training=w.status.get("training"),
-        candidate=w.status.get("candidate"),
-        production=w.status.get("production"),
-        serving=w.status.get("serving"),
-        last_p95_ms=w.status.get("last_p95_ms", llm.status.last_p95_ms),
-        refused_versions=w.status.get("refused_versions", list(llm.status.refused_versions)),
-        promoted_versions=w.status.get("promoted_versions", list(llm.status.promoted_versions)),
-        withdrawn_versions=w.status.get("withdrawn_versions", list(llm.status.withdrawn_versions)),
-        rollback=w.status.get("rollback", llm.status.rollback),
-        history=w.status.get("history", list(llm.status.history)),
+        training=w.status.training,
+        candidate=w.status.candidate,
+        production=w.status.production,
+        serving=w.status.serving,
+        last_p95_ms=w.status.last_p95_ms,
+        refused_versions=w.status.refused_versions,
+        promoted_versions=w.status.promoted_versions,
+        withdrawn_versions=w.status.withdrawn_versions,
+        rollback=w.status.rollback,
+        history=w.status.history,
         message=_message(w, phase),
     )
     w.out.status = status
@@ -161,24 +183,31 @@ def plan(
 
 def _message(w: Work, phase: Phase) -> str:
     conds = {c.type: c for c in w.conditions}
-    for type_ in ("Trained", "LoadTestPassed", "CandidateReady", "Ready"):
+    for type_ in (
+        ConditionType.TRAINED,
+        ConditionType.LOAD_TEST_PASSED,
+        ConditionType.CANDIDATE_READY,
+        ConditionType.READY,
+    ):
         cond = conds.get(type_)
         if (
             cond is not None
             and cond.status is not T
-            and cond.reason not in ("NoCandidate", "CandidateRefused")
+            and cond.reason not in (Reason.NO_CANDIDATE, Reason.CANDIDATE_REFUSED)
         ):
             return cond.message
-    return conds["Ready"].message
+    return conds[ConditionType.READY].message
 
 
 def plan_invalid(
-    llm_status: LLMStatus, generation: int, errors: list[str], reason: str = "InvalidSpec"
+    llm_status: LLMStatus, generation: int, errors: list[str], reason: str = Reason.INVALID_SPEC
 ) -> Plan:
-    """The plan for a spec that can never work: record why, touch nothing else."""
+    """The plan for a spec that can never work: record why, touch nothing else.
+
+    ``reason`` is a `Reason` (a str, so that callers may pass their own constant)."""
     message = "; ".join(errors)[:1024]
-    cond = condition("SpecValid", F, reason, message, generation)
-    ready = condition("Ready", F, reason, "the spec is invalid", generation)
+    cond = condition(ConditionType.SPEC_VALID, F, reason, message, generation)
+    ready = condition(ConditionType.READY, F, reason, "the spec is invalid", generation)
     merged = merge(llm_status.conditions, [cond, ready])
     status = llm_status.model_copy(
         update={
@@ -189,7 +218,7 @@ def plan_invalid(
         }
     )
     events = []
-    old = find(llm_status.conditions, "SpecValid")
+    old = find(llm_status.conditions, ConditionType.SPEC_VALID)
     if old is None or old.status is not F or old.message != message:
-        events.append(Event("Warning", reason, message))
+        events.append(Event(EventType.WARNING, reason, message))
     return Plan(status=status, events=events)

@@ -19,6 +19,15 @@ from kubellm.api.status import (
     ProductionStatus,
     Release,
 )
+from kubellm.api.vocabulary import (
+    CandidateState,
+    ConditionType,
+    EventReason,
+    EventType,
+    LoadTestVerdict,
+    Reason,
+    ReleaseVerdict,
+)
 from kubellm.operator.builders import (
     build_candidate_service,
     build_loadtest_job,
@@ -47,7 +56,6 @@ from kubellm.operator.planning import (
     TOKEN_TAG,
     VERDICT_TAG,
     Deletion,
-    Event,
     F,
     RegistryAction,
     T,
@@ -65,7 +73,7 @@ def _is_refused(w: Work, version: str, token: str) -> bool:
     if token_key(version, token) in w.llm.status.refused_versions:
         return True
     tags = w.observed.registry.candidate_tags
-    return tags.get(VERDICT_TAG) == "refused" and tags.get(TOKEN_TAG, "") == token
+    return tags.get(VERDICT_TAG) == ReleaseVerdict.REFUSED and tags.get(TOKEN_TAG, "") == token
 
 
 def _service_url(w: Work, name: str) -> str | None:
@@ -75,7 +83,9 @@ def _service_url(w: Work, name: str) -> str | None:
     return f"http://{svc.cluster_ip}:{w.config.serving_port}"
 
 
-def _release(version: str, verdict: str, figures: LoadTestFigures, now: datetime) -> Release:
+def _release(
+    version: str, verdict: ReleaseVerdict, figures: LoadTestFigures, now: datetime
+) -> Release:
     return Release(
         version=version,
         verdict=verdict,
@@ -88,8 +98,8 @@ def _release(version: str, verdict: str, figures: LoadTestFigures, now: datetime
     )
 
 
-def _figure_tags(figures: LoadTestFigures, verdict: str, token: str) -> dict[str, str]:
-    tags = {VERDICT_TAG: verdict, TOKEN_TAG: token}
+def _figure_tags(figures: LoadTestFigures, verdict: ReleaseVerdict, token: str) -> dict[str, str]:
+    tags = {VERDICT_TAG: str(verdict), TOKEN_TAG: token}
     if figures.p95_ms is not None:
         tags["kubellm.rollout.p95_ms"] = f"{figures.p95_ms:g}"
     if figures.reasons:
@@ -105,49 +115,52 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
     token = retry_token(llm)
     if version is None or version == production:
         w.condition(
-            "CandidateReady",
+            ConditionType.CANDIDATE_READY,
             F,
-            "NoCandidate",
+            Reason.NO_CANDIDATE,
             f"no version behind alias {llm.spec.rollout.candidate_alias!r} awaits a test"
             if version is None
             else f"candidate version {version} is in production",
         )
         w.condition(
-            "LoadTestPassed",
+            ConditionType.LOAD_TEST_PASSED,
             T if version else U,
-            "Promoted" if version else "NoCandidate",
+            Reason.PROMOTED if version else Reason.NO_CANDIDATE,
             f"version {version} passed the gate" if version else "nothing to test",
         )
         return None
     if _is_refused(w, version, token):
         w.condition(
-            "CandidateReady",
+            ConditionType.CANDIDATE_READY,
             F,
-            "CandidateRefused",
+            Reason.CANDIDATE_REFUSED,
             f"version {version} was refused; move the alias or set the "
             f"{RETRY_ANNOTATION} annotation to test it again",
         )
-        prev = find(llm.status.conditions, "LoadTestPassed")
+        prev = find(llm.status.conditions, ConditionType.LOAD_TEST_PASSED)
         w.condition(
-            "LoadTestPassed",
+            ConditionType.LOAD_TEST_PASSED,
             F,
-            "LoadTestFailed",
+            Reason.LOAD_TEST_FAILED,
             prev.message
-            if prev and prev.reason == "LoadTestFailed"
+            if prev and prev.reason == Reason.LOAD_TEST_FAILED
             else f"version {version} was refused by the load-test gate",
         )
         return None
     if is_withdrawn(w, version):
         w.condition(
-            "CandidateReady",
+            ConditionType.CANDIDATE_READY,
             F,
-            "CandidateWithdrawn",
+            Reason.CANDIDATE_WITHDRAWN,
             f"production was rolled back from version {version}; it is not promoted again "
             f"until the {RETRY_ANNOTATION} annotation changes (a new version behind alias "
             f"{llm.spec.rollout.candidate_alias!r} is tested as usual)",
         )
         w.condition(
-            "LoadTestPassed", U, "NoCandidate", f"nothing to test: version {version} was withdrawn"
+            ConditionType.LOAD_TEST_PASSED,
+            U,
+            Reason.NO_CANDIDATE,
+            f"nothing to test: version {version} was withdrawn",
         )
         return None
 
@@ -156,29 +169,31 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
     cand = CandidateStatus(
         version=version,
         deployment=dep_name,
-        state="Starting",
+        state=CandidateState.STARTING,
         since=(
             llm.status.candidate.since
             if llm.status.candidate and llm.status.candidate.version == version
             else stamp(w.now)
         ),
     )
-    w.status["candidate"] = cand
+    w.status.candidate = cand
     w.want(build_serving_deployment(llm, version, w.config, replicas=initial_replicas(w)))
     w.want(build_candidate_service(llm, version, w.config))
     w.want(build_prompts_configmap(llm))
     if cand.since == stamp(w.now) and (
         llm.status.candidate is None or llm.status.candidate.version != version
     ):
-        w.out.events.append(
-            Event("Normal", "CandidateDeploying", f"deploying version {version} as {dep_name}")
+        w.event(
+            EventType.NORMAL,
+            EventReason.CANDIDATE_DEPLOYING,
+            f"deploying version {version} as {dep_name}",
         )
 
     if dep is None or not dep.available:
         problem = dep.pod_problem if dep else None
         if dep is not None and (dep.progress_deadline_exceeded or problem):
             figures = LoadTestFigures(
-                verdict="error",
+                verdict=LoadTestVerdict.ERROR,
                 reasons=[
                     f"candidate never became ready: {problem or 'progress deadline exceeded'}"
                 ],
@@ -186,15 +201,23 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
             _refuse(w, version, token, figures, dep_name)
             return None
         w.condition(
-            "CandidateReady", F, "CandidateStarting", f"waiting for {dep_name} to become ready"
+            ConditionType.CANDIDATE_READY,
+            F,
+            Reason.CANDIDATE_STARTING,
+            f"waiting for {dep_name} to become ready",
         )
-        w.condition("LoadTestPassed", U, "LoadTestPending", "the candidate is not ready yet")
+        w.condition(
+            ConditionType.LOAD_TEST_PASSED,
+            U,
+            Reason.LOAD_TEST_PENDING,
+            "the candidate is not ready yet",
+        )
         w.out.wait()
         return None
     w.condition(
-        "CandidateReady",
+        ConditionType.CANDIDATE_READY,
         T,
-        "CandidateAvailable",
+        Reason.CANDIDATE_AVAILABLE,
         f"{dep_name} has {dep.available_replicas} available replica(s)",
     )
     target = _service_url(w, candidate_service_name(llm.name))
@@ -203,7 +226,12 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
     job = w.observed.jobs.get(job_name)
     if job is None:
         if target is None:
-            w.condition("LoadTestPassed", U, "LoadTestPending", "waiting for the candidate Service")
+            w.condition(
+                ConditionType.LOAD_TEST_PASSED,
+                U,
+                Reason.LOAD_TEST_PENDING,
+                "waiting for the candidate Service",
+            )
             w.out.wait()
             return None
         baseline = None
@@ -213,47 +241,51 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
         manifest = build_loadtest_job(llm, version, target, baseline, w.config)
         manifest["metadata"]["name"] = job_name
         w.want(manifest)
-        cand.state = "LoadTesting"
-        w.condition("LoadTestPassed", U, "LoadTestRunning", f"started Job {job_name}")
-        w.out.events.append(
-            Event(
-                "Normal", "LoadTestStarted", f"load-testing version {version} with Job {job_name}"
-            )
+        cand.state = CandidateState.LOAD_TESTING
+        w.condition(
+            ConditionType.LOAD_TEST_PASSED, U, Reason.LOAD_TEST_RUNNING, f"started Job {job_name}"
+        )
+        w.event(
+            EventType.NORMAL,
+            EventReason.LOAD_TEST_STARTED,
+            f"load-testing version {version} with Job {job_name}",
         )
         w.out.wait()
         return None
     w.desired_names.add(("Job", job_name))
     if not job.finished:
-        cand.state = "LoadTesting"
-        w.condition("LoadTestPassed", U, "LoadTestRunning", f"Job {job_name} is running")
+        cand.state = CandidateState.LOAD_TESTING
+        w.condition(
+            ConditionType.LOAD_TEST_PASSED,
+            U,
+            Reason.LOAD_TEST_RUNNING,
+            f"Job {job_name} is running",
+        )
         w.out.wait()
         return None
     figures = parse_loadtest_message(job.message, 0 if job.complete else (job.exit_code or 1))
-    if job.complete and figures.verdict == "pass":
-        cand.state = "Passed"
+    if job.complete and figures.verdict is LoadTestVerdict.PASS:
+        cand.state = CandidateState.PASSED
         cand.load_test = figures
-        w.status["last_p95_ms"] = figures.p95_ms
+        w.status.last_p95_ms = figures.p95_ms
         w.condition(
-            "LoadTestPassed",
+            ConditionType.LOAD_TEST_PASSED,
             T,
-            "LoadTestPassed",
+            Reason.LOAD_TEST_PASSED,
             f"version {version}: p95 {figures.p95_ms} ms, "
             f"{figures.requests_per_second} req/s, error rate {figures.error_rate}",
         )
         rollout = llm.spec.rollout
-        tags = _figure_tags(figures, "promoted", token)
+        tags = _figure_tags(figures, ReleaseVerdict.PROMOTED, token)
         tags.update(promotion_tags(llm, version, w.config.promotion_key))
         w.out.registry.append(RegistryAction("set_tags", version, tags=tags))
         w.out.registry.append(RegistryAction("set_alias", version, alias=rollout.production_alias))
-        w.out.events.append(
-            Event(
-                "Normal",
-                "Promoted",
-                f"version {version} passed the load test and takes traffic "
-                f"(p95 {figures.p95_ms} ms)",
-            )
+        w.event(
+            EventType.NORMAL,
+            EventReason.PROMOTED,
+            f"version {version} passed the load test and takes traffic (p95 {figures.p95_ms} ms)",
         )
-        _add_history(w, _release(version, "promoted", figures, w.now))
+        _add_history(w, _release(version, ReleaseVerdict.PROMOTED, figures, w.now))
         record_promotion(w, version)
         return version
     _refuse(w, version, token, figures, dep_name)
@@ -263,26 +295,34 @@ def plan_candidate(w: Work, production: str | None) -> str | None:
 def _refuse(w: Work, version: str, token: str, figures: LoadTestFigures, dep_name: str) -> None:
     llm = w.llm
     reasons = "; ".join(figures.reasons) or "the load test failed"
-    w.status["candidate"] = CandidateStatus(
+    w.status.candidate = CandidateStatus(
         version=version,
         deployment=dep_name,
-        state="Refused",
+        state=CandidateState.REFUSED,
         load_test=figures,
         since=stamp(w.now),
     )
     if figures.p95_ms is not None:
-        w.status["last_p95_ms"] = figures.p95_ms
-    w.condition("CandidateReady", F, "CandidateRefused", f"version {version} refused")
-    w.condition("LoadTestPassed", F, "LoadTestFailed", f"version {version}: {reasons}")
-    w.out.registry.append(
-        RegistryAction("set_tags", version, tags=_figure_tags(figures, "refused", token))
+        w.status.last_p95_ms = figures.p95_ms
+    w.condition(
+        ConditionType.CANDIDATE_READY, F, Reason.CANDIDATE_REFUSED, f"version {version} refused"
     )
-    w.out.events.append(
-        Event("Warning", "Refused", f"version {version} failed the load-test gate: {reasons}")
+    w.condition(
+        ConditionType.LOAD_TEST_PASSED, F, Reason.LOAD_TEST_FAILED, f"version {version}: {reasons}"
+    )
+    w.out.registry.append(
+        RegistryAction(
+            "set_tags", version, tags=_figure_tags(figures, ReleaseVerdict.REFUSED, token)
+        )
+    )
+    w.event(
+        EventType.WARNING,
+        EventReason.REFUSED,
+        f"version {version} failed the load-test gate: {reasons}",
     )
     refused = [r for r in llm.status.refused_versions if r != token_key(version, token)]
-    w.status["refused_versions"] = [*refused, token_key(version, token)][-HISTORY_LIMIT:]
-    _add_history(w, _release(version, "refused", figures, w.now))
+    w.status.refused_versions = [*refused, token_key(version, token)][-HISTORY_LIMIT:]
+    _add_history(w, _release(version, ReleaseVerdict.REFUSED, figures, w.now))
     if llm.spec.rollout.on_failure is OnFailure.ROLLBACK:
         # not desired any more: the deletion pass removes the Deployment and its Service
         w.desired_names.discard(("Deployment", dep_name))
@@ -293,25 +333,24 @@ def _refuse(w: Work, version: str, token: str, figures: LoadTestFigures, dep_nam
 
 
 def _add_history(w: Work, release: Release) -> None:
-    history = w.status.get("history", list(w.llm.status.history))
     history = [
         release,
         *(
             r
-            for r in history
+            for r in w.status.history
             if not (r.version == release.version and r.verdict == release.verdict)
         ),
     ]
-    w.status["history"] = history[:HISTORY_LIMIT]
+    w.status.history = history[:HISTORY_LIMIT]
 
 
 def plan_production(w: Work, production: str | None, promoted_now: bool) -> None:
     llm = w.llm
     if production is None:
         w.condition(
-            "Ready",
+            ConditionType.READY,
             F,
-            "NoProductionVersion",
+            Reason.NO_PRODUCTION_VERSION,
             f"no version behind alias {llm.spec.rollout.production_alias!r} yet",
         )
         return
@@ -336,7 +375,7 @@ def plan_production(w: Work, production: str | None, promoted_now: bool) -> None
         if promoted_now or prev is None or prev.version != production
         else prev.promoted_at
     )
-    w.status["production"] = ProductionStatus(
+    w.status.production = ProductionStatus(
         version=production,
         deployment=dep_name,
         endpoint=f"http://{svc_name}.{llm.namespace}.svc:{w.config.serving_port}",
@@ -345,26 +384,26 @@ def plan_production(w: Work, production: str | None, promoted_now: bool) -> None
     )
     if dep is not None and dep.available and svc is not None and svc.version == production:
         w.condition(
-            "Ready",
+            ConditionType.READY,
             T,
-            "ProductionServing",
+            Reason.PRODUCTION_SERVING,
             f"version {production} serves at {svc_name} "
             f"({dep.available_replicas} available replica(s))",
         )
     elif scaled_to_zero and svc is not None and svc.version == production:
         w.condition(
-            "Ready",
+            ConditionType.READY,
             T,
-            "ScaledToZero",
+            Reason.SCALED_TO_ZERO,
             f"version {production} is scaled to zero; the gateway holds requests while a "
             "replica starts",
         )
     else:
         meanwhile = f"; version {serving} serves meanwhile" if serving != production else ""
         w.condition(
-            "Ready",
+            ConditionType.READY,
             F,
-            "ProductionStarting",
+            Reason.PRODUCTION_STARTING,
             f"version {production}: waiting for {dep_name} and Service {svc_name}{meanwhile}",
         )
         w.out.wait()
@@ -373,11 +412,9 @@ def plan_production(w: Work, production: str | None, promoted_now: bool) -> None
 def plan_deletions(w: Work, production: str | None) -> None:
     """Remove children nothing wants any more; retire old releases only after draining."""
     prod_svc = w.observed.services.get(production_service_name(w.llm.name))
-    promoted_at = w.status["production"].promoted_at if "production" in w.status else None
+    promoted_at = w.status.production.promoted_at if w.status.production else None
     drained = seconds_since(promoted_at, w.now) >= w.config.drain_delay
-    refused = {
-        r.split("@")[0] for r in w.status.get("refused_versions", w.llm.status.refused_versions)
-    }
+    refused = {r.split("@")[0] for r in w.status.refused_versions}
     for dep in w.observed.deployments.values():
         if ("Deployment", dep.name) in w.desired_names or dep.deleting:
             continue
@@ -387,7 +424,7 @@ def plan_deletions(w: Work, production: str | None) -> None:
             w.out.wait(1.0)  # let clients and proxies move to the new release first
             continue
         w.out.delete.append(Deletion("Deployment", dep.name))
-        w.out.events.append(Event("Normal", "Retired", f"deleted Deployment {dep.name}"))
+        w.event(EventType.NORMAL, EventReason.RETIRED, f"deleted Deployment {dep.name}")
     for svc in w.observed.services.values():
         if ("Service", svc.name) not in w.desired_names and not svc.name.startswith(
             f"{w.llm.name}-train-"

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from kubellm.api.spec import duration_seconds
 from kubellm.api.status import RouteStatus, ServingStatus
+from kubellm.api.vocabulary import EventReason, EventType
 from kubellm.operator.builders import build_hpa
 from kubellm.operator.naming import deployment_name, hpa_name, production_service_name
-from kubellm.operator.planning import Deletion, Event, Scale, Work
+from kubellm.operator.planning import Deletion, Scale, Work
 
 __all__ = ["initial_replicas", "plan_serving"]
 
@@ -72,8 +73,10 @@ def plan_serving(w: Work, production: str, serving_version: str) -> bool:
                 if demand is None
                 else "scale to zero is off"
             )
-            w.out.events.append(
-                Event("Normal", "ScalingFromZero", f"starting {dep_name} from zero: {why}")
+            w.event(
+                EventType.NORMAL,
+                EventReason.SCALING_FROM_ZERO,
+                f"starting {dep_name} from zero: {why}",
             )
             w.out.wait(SETTLE_SECONDS)
             sleeping = scales_to_zero
@@ -89,13 +92,11 @@ def plan_serving(w: Work, production: str, serving_version: str) -> bool:
             w.out.scale.append(Scale(dep_name, 0))
             if hpa_exists:
                 w.out.delete.append(Deletion("HorizontalPodAutoscaler", hpa_name(llm.name)))
-            w.out.events.append(
-                Event(
-                    "Normal",
-                    "ScaledToZero",
-                    f"no request for {idle_for:.0f}s (scaleToZeroAfter {spec.scale_to_zero_after}):"
-                    f" scaled {dep_name} to zero",
-                )
+            w.event(
+                EventType.NORMAL,
+                EventReason.SCALED_TO_ZERO,
+                f"no request for {idle_for:.0f}s (scaleToZeroAfter {spec.scale_to_zero_after}):"
+                f" scaled {dep_name} to zero",
             )
             w.out.wait(SETTLE_SECONDS)
             sleeping = True
@@ -112,7 +113,7 @@ def plan_serving(w: Work, production: str, serving_version: str) -> bool:
     cold_at = previous.last_cold_start_at if previous else None
     if demand is not None and demand.last_cold_start_seconds is not None:
         cold, cold_at = demand.last_cold_start_seconds, demand.last_cold_start_at
-    w.status["serving"] = ServingStatus(
+    w.status.serving = ServingStatus(
         replicas=dep.ready_replicas if dep is not None else 0,
         scaled_to_zero=sleeping,
         last_cold_start_seconds=cold,

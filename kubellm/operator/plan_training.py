@@ -8,26 +8,28 @@ depends on starts a new one; a superseded Job is deleted. A checkpoint claim
 from __future__ import annotations
 
 from kubellm.api.status import TrainingStatus
+from kubellm.api.vocabulary import ConditionType, EventReason, EventType, Reason, TrainingState
 from kubellm.operator.builders import build_training_job, training_hash
 from kubellm.operator.naming import training_job_name
-from kubellm.operator.planning import Deletion, Event, F, T, Work
+from kubellm.operator.planning import Deletion, F, T, Work
 from kubellm.operator.verdicts import number, parse_training_message
 
 __all__ = ["plan_training"]
 
 
-def plan_training(w: Work) -> str:
-    """Desired training Job and the Trained condition; returns the training state."""
+def plan_training(w: Work) -> TrainingState | None:
+    """Desired training Job and the Trained condition; returns the training state (None:
+    the LLM trains nothing)."""
     llm = w.llm
     training = llm.spec.training
     if training is None:
         w.condition(
-            "Trained",
+            ConditionType.TRAINED,
             T,
-            "NoTrainingRequested",
+            Reason.NO_TRAINING_REQUESTED,
             "spec.training is not set: versions come from the registry",
         )
-        return "None"
+        return None
     thash = training_hash(llm)
     name = training_job_name(llm.name, thash)
     prev = llm.status.training
@@ -41,25 +43,23 @@ def plan_training(w: Work) -> str:
         if other.component == "training" and other.name != name and not other.deleting:
             w.out.delete.append(Deletion("Job", other.name))  # superseded by a spec change
             if not other.finished:
-                w.out.events.append(
-                    Event(
-                        "Normal",
-                        "TrainingSuperseded",
-                        f"stopped {other.name}: spec.training changed",
-                    )
+                w.event(
+                    EventType.NORMAL,
+                    EventReason.TRAINING_SUPERSEDED,
+                    f"stopped {other.name}: spec.training changed",
                 )
     for svc in w.observed.services.values():
         if svc.name.startswith(f"{llm.name}-train-") and svc.name != name:
             w.out.delete.append(Deletion("Service", svc.name))
-    state: str
-    if job is None and status.state in ("Succeeded", "Failed"):
+    state: TrainingState
+    if job is None and status.state in (TrainingState.SUCCEEDED, TrainingState.FAILED):
         state = status.state  # finished earlier; its Job was cleaned up since
     elif job is None:
         for manifest in build_training_job(llm, w.config):
             w.want(manifest)
         if status.state is None:
-            w.out.events.append(Event("Normal", "TrainingStarted", f"created Job {name}"))
-        state = "Pending"
+            w.event(EventType.NORMAL, EventReason.TRAINING_STARTED, f"created Job {name}")
+        state = TrainingState.PENDING
         w.out.wait()
     else:
         for manifest in build_training_job(llm, w.config):
@@ -68,7 +68,7 @@ def plan_training(w: Work) -> str:
                 w.want(manifest)
         status.started_at = job.start_time
         if job.complete:
-            state = "Succeeded"
+            state = TrainingState.SUCCEEDED
             summary = parse_training_message(job.message)
             status.model_version = (
                 str(
@@ -85,12 +85,12 @@ def plan_training(w: Work) -> str:
             status.finished_at = job.completion_time
             status.message = None
         elif job.failed_final:
-            state = "Failed"
+            state = TrainingState.FAILED
             summary = parse_training_message(job.message)
             status.message = str(summary.get("error") or job.reason or "training Job failed")
             status.finished_at = job.completion_time
         else:
-            state = "Running"
+            state = TrainingState.RUNNING
             if job.progress is not None:
                 status.step = job.progress.step
                 status.total_steps = job.progress.total
@@ -98,24 +98,24 @@ def plan_training(w: Work) -> str:
             w.out.wait(3.0)
     status.state = state
     status.job = name
-    w.status["training"] = status
-    if state == "Succeeded":
+    w.status.training = status
+    if state is TrainingState.SUCCEEDED:
         version = status.model_version
         w.condition(
-            "Trained",
+            ConditionType.TRAINED,
             T,
-            "TrainingSucceeded",
+            Reason.TRAINING_SUCCEEDED,
             f"{name} registered version {version}" if version else f"{name} succeeded",
         )
-    elif state == "Failed":
-        w.condition("Trained", F, "TrainingFailed", f"{name}: {status.message}")
-    elif state == "Running":
+    elif state is TrainingState.FAILED:
+        w.condition(ConditionType.TRAINED, F, Reason.TRAINING_FAILED, f"{name}: {status.message}")
+    elif state is TrainingState.RUNNING:
         progress = (
             f"step {status.step}/{status.total_steps or '?'}, loss {status.loss:.4f}"
             if status.step is not None and status.loss is not None
             else "starting"
         )
-        w.condition("Trained", F, "TrainingRunning", f"{name}: {progress}")
+        w.condition(ConditionType.TRAINED, F, Reason.TRAINING_RUNNING, f"{name}: {progress}")
     else:
-        w.condition("Trained", F, "TrainingPending", f"{name} created")
+        w.condition(ConditionType.TRAINED, F, Reason.TRAINING_PENDING, f"{name} created")
     return state

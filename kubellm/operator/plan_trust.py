@@ -34,11 +34,11 @@ import hmac
 
 from kubellm.api.resource import LLM
 from kubellm.api.status import HISTORY_LIMIT, PROMOTED_LIMIT, RollbackStatus
+from kubellm.api.vocabulary import ConditionType, EventReason, EventType, Reason, RollbackState
 from kubellm.operator.naming import content_hash
 from kubellm.operator.planning import (
     RETRY_ANNOTATION,
     ROLLBACK_ANNOTATION,
-    Event,
     F,
     RegistryAction,
     T,
@@ -90,21 +90,12 @@ def _signed(w: Work, version: str, tags: dict[str, str]) -> bool:
 
 def verified_versions(w: Work) -> list[str]:
     """Versions this operator promoted, oldest first, as this pass knows them."""
-    if "promoted_versions" in w.status:
-        return list(w.status["promoted_versions"])
-    status = w.llm.status
-    older = [r.version for r in reversed(status.history) if r.verdict == "promoted"]
-    out: list[str] = []
-    for version in [*older, *status.promoted_versions]:
-        if version in out:
-            out.remove(version)
-        out.append(version)
-    return out[-PROMOTED_LIMIT:]
+    return list(w.status.promoted_versions)
 
 
 def record_promotion(w: Work, version: str) -> None:
     versions = [v for v in verified_versions(w) if v != version]
-    w.status["promoted_versions"] = [*versions, version][-PROMOTED_LIMIT:]
+    w.status.promoted_versions = [*versions, version][-PROMOTED_LIMIT:]
 
 
 def plan_verified_production(w: Work) -> str | None:
@@ -114,7 +105,6 @@ def plan_verified_production(w: Work) -> str | None:
     verified = verified_versions(w)
     previous = llm.status.production.version if llm.status.production else None
     if previous is not None and previous in verified:
-        w.status["promoted_versions"] = verified
         return previous
     alias = reg.production
     if alias is not None and (alias in verified or _signed(w, alias, dict(reg.production_tags))):
@@ -122,7 +112,6 @@ def plan_verified_production(w: Work) -> str | None:
         # version this operator promoted, by its own record or by its signed tag.
         record_promotion(w, alias)
         return alias
-    w.status["promoted_versions"] = verified
     return None
 
 
@@ -139,14 +128,13 @@ def token_key(version: str, token: str) -> str:
 
 def is_withdrawn(w: Work, version: str) -> bool:
     """Production was rolled back from ``version`` and no new trigger came since."""
-    withdrawn = w.status.get("withdrawn_versions", w.llm.status.withdrawn_versions)
-    return token_key(version, retry_token(w.llm)) in withdrawn
+    return token_key(version, retry_token(w.llm)) in w.status.withdrawn_versions
 
 
 def _withdraw(w: Work, version: str) -> None:
     key = token_key(version, retry_token(w.llm))
-    withdrawn = [v for v in w.status.get("withdrawn_versions", w.llm.status.withdrawn_versions)]
-    w.status["withdrawn_versions"] = [*(v for v in withdrawn if v != key), key][-HISTORY_LIMIT:]
+    withdrawn = w.status.withdrawn_versions
+    w.status.withdrawn_versions = [*(v for v in withdrawn if v != key), key][-HISTORY_LIMIT:]
 
 
 def plan_rollback(w: Work, production: str | None) -> str | None:
@@ -168,13 +156,21 @@ def plan_rollback(w: Work, production: str | None) -> str | None:
             f"{known}); only those can be rolled back to"
         )
     if refusal is not None:
-        w.status["rollback"] = RollbackStatus(
-            request=request, version=None, state="Refused", message=refusal, at=stamp(w.now)
+        w.status.rollback = RollbackStatus(
+            request=request,
+            version=None,
+            state=RollbackState.REFUSED,
+            message=refusal,
+            at=stamp(w.now),
         )
-        w.out.events.append(Event("Warning", "RollbackRefused", refusal))
+        w.event(EventType.WARNING, EventReason.ROLLBACK_REFUSED, refusal)
         return production
-    w.status["rollback"] = RollbackStatus(
-        request=request, version=target, from_version=production, state="Done", at=stamp(w.now)
+    w.status.rollback = RollbackStatus(
+        request=request,
+        version=target,
+        from_version=production,
+        state=RollbackState.DONE,
+        at=stamp(w.now),
     )
     if target == production:
         return production
@@ -182,13 +178,11 @@ def plan_rollback(w: Work, production: str | None) -> str | None:
     w.out.registry.append(RegistryAction("set_alias", target, alias=alias))
     if production is not None:
         _withdraw(w, production)
-    w.out.events.append(
-        Event(
-            "Normal",
-            "RolledBack",
-            f"production goes back from version {production} to version {target} "
-            f"({ROLLBACK_ANNOTATION}={request})",
-        )
+    w.event(
+        EventType.NORMAL,
+        EventReason.ROLLED_BACK,
+        f"production goes back from version {production} to version {target} "
+        f"({ROLLBACK_ANNOTATION}={request})",
     )
     return target
 
@@ -206,9 +200,9 @@ def plan_alias_drift(w: Work, production: str | None) -> None:
     alias = _alias_after(w)
     if alias == production:
         w.condition(
-            "ProductionAliasDrift",
+            ConditionType.PRODUCTION_ALIAS_DRIFT,
             F,
-            "AliasInSync",
+            Reason.ALIAS_IN_SYNC,
             f"alias {alias_name!r} names version {production}, the verified release"
             if production
             else f"no version is behind alias {alias_name!r} and none is verified yet",
@@ -228,8 +222,8 @@ def plan_alias_drift(w: Work, production: str | None) -> None:
             f"{w.llm.spec.rollout.candidate_alias!r} to a version to test it"
         )
     w.condition(
-        "ProductionAliasDrift",
+        ConditionType.PRODUCTION_ALIAS_DRIFT,
         T,
-        "AliasMovedOutsideOperator",
+        Reason.ALIAS_MOVED_OUTSIDE_OPERATOR,
         f"alias {alias_name!r} names {moved}, set outside the operator; {served}; {how}",
     )

@@ -7,11 +7,31 @@ Shared by the planning steps (`plan_training`, `plan_rollout`) and the entry poi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kubellm.api.resource import LLM
-from kubellm.api.status import Condition, ConditionStatus, LLMStatus
+from kubellm.api.status import (
+    PROMOTED_LIMIT,
+    CandidateStatus,
+    Condition,
+    LLMStatus,
+    ProductionStatus,
+    Release,
+    RollbackStatus,
+    ServingStatus,
+    TrainingStatus,
+)
+from kubellm.api.timestamps import format_time
+from kubellm.api.timestamps import seconds_since as seconds_since
+from kubellm.api.vocabulary import (
+    ConditionStatus,
+    ConditionType,
+    EventReason,
+    EventType,
+    Reason,
+    ReleaseVerdict,
+)
 from kubellm.operator.config import OperatorConfig
 from kubellm.operator.observed import Observed
 
@@ -27,6 +47,7 @@ __all__ = [
     "Plan",
     "RegistryAction",
     "Scale",
+    "StatusDraft",
     "T",
     "U",
     "Work",
@@ -70,8 +91,8 @@ class Deletion:
 
 @dataclass(frozen=True)
 class Event:
-    type: str  # Normal | Warning
-    reason: str
+    type: EventType
+    reason: str  # an EventReason, or a condition's Reason on its transition
     message: str
 
 
@@ -91,7 +112,7 @@ class Plan:
 
 
 def condition(
-    type_: str, status: ConditionStatus, reason: str, message: str, generation: int
+    type_: ConditionType, status: ConditionStatus, reason: str, message: str, generation: int
 ) -> Condition:
     return Condition(
         type=type_,
@@ -106,18 +127,49 @@ def condition(
 T, F, U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
 
 
-def seconds_since(stamp: str | None, now: datetime) -> float:
-    if not stamp:
-        return float("inf")
-    try:
-        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return float("inf")
-    return (now - then).total_seconds()
-
-
 def stamp(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(now)
+
+
+def recorded_promotions(status: LLMStatus) -> list[str]:
+    """Versions this operator promoted, oldest first, as its status records them (the
+    ``promoted`` releases of ``history`` and ``promotedVersions``)."""
+    older = [r.version for r in reversed(status.history) if r.verdict is ReleaseVerdict.PROMOTED]
+    out: list[str] = []
+    for version in [*older, *status.promoted_versions]:
+        if version in out:
+            out.remove(version)
+        out.append(version)
+    return out[-PROMOTED_LIMIT:]
+
+
+@dataclass
+class StatusDraft:
+    """The parts of the next status that the planning steps compute. The lists, the latest
+    p95, the rollback and the history carry over from the previous status unless a step
+    changes them; the sections of the children start empty and are filled by their step."""
+
+    training: TrainingStatus | None = None
+    candidate: CandidateStatus | None = None
+    production: ProductionStatus | None = None
+    serving: ServingStatus | None = None
+    last_p95_ms: float | None = None
+    refused_versions: list[str] = field(default_factory=list)
+    promoted_versions: list[str] = field(default_factory=list)
+    withdrawn_versions: list[str] = field(default_factory=list)
+    rollback: RollbackStatus | None = None
+    history: list[Release] = field(default_factory=list)
+
+    @classmethod
+    def carried_from(cls, previous: LLMStatus) -> StatusDraft:
+        return cls(
+            last_p95_ms=previous.last_p95_ms,
+            refused_versions=list(previous.refused_versions),
+            promoted_versions=recorded_promotions(previous),
+            withdrawn_versions=list(previous.withdrawn_versions),
+            rollback=previous.rollback,
+            history=list(previous.history),
+        )
 
 
 @dataclass
@@ -130,12 +182,17 @@ class Work:
     now: datetime
     out: Plan
     conditions: list[Condition] = field(default_factory=list)
-    status: dict[str, Any] = field(default_factory=dict)
+    status: StatusDraft = field(default_factory=StatusDraft)
     desired_names: set[tuple[str, str]] = field(default_factory=set)
 
     def want(self, manifest: dict[str, Any]) -> None:
         self.out.apply.append(manifest)
         self.desired_names.add((manifest["kind"], manifest["metadata"]["name"]))
 
-    def condition(self, type_: str, status: ConditionStatus, reason: str, message: str) -> None:
+    def condition(
+        self, type_: ConditionType, status: ConditionStatus, reason: Reason, message: str
+    ) -> None:
         self.conditions.append(condition(type_, status, reason, message, self.llm.generation))
+
+    def event(self, type_: EventType, reason: EventReason, message: str) -> None:
+        self.out.events.append(Event(type_, reason, message))
