@@ -1,0 +1,185 @@
+"""The operator's I/O one tier below e2e: the real reader, planner, executor and reconciler
+against an in-process localkube API server (REST, the LLM CRD, no kopf, no controllers) and
+a registry in memory.
+
+What these pin is what only a real API server shows: which requests a reconcile sends (a
+converged LLM costs reads only), that children come back when deleted, and that a refusal
+by the server lands in the LLM's status.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kubellm.operator.executing import ChildrenRefused
+from kubellm.operator.naming import candidate_service_name, production_service_name
+from kubellm.operator.reconciling import Reconciler
+from localkube.apiserver.threaded import ThreadedApiServer
+
+from .conftest import Commits
+from .fakes import Write
+from .world import CONFIG, NAME, World
+
+STATUS_WRITE = Write("patch", "LLM", NAME, "status")
+
+
+def _not_events(writes: list[Write]) -> list[Write]:
+    return [w for w in writes if w.kind != "Event"]
+
+
+def test_a_new_llm_gets_its_training_job_and_one_status_write(
+    world: World, commits: Commits
+) -> None:
+    world.create_llm()
+    commits.take()
+
+    outcome = world.reconcile()
+
+    writes = world.operator.take()
+    job = world.one("Job", "training")
+    assert _not_events(writes) == [Write("create", "Job", job["metadata"]["name"]), STATUS_WRITE]
+    assert [e["reason"] for e in world.events()].count("TrainingStarted") == 1
+    assert len(commits.take()) == len(writes)  # each write reached the server, nothing else
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"]) == ("LLM", world.llm()["metadata"]["uid"])
+    status = world.status()
+    assert status["phase"] == "Training"
+    assert world.condition("Trained")["reason"] == "TrainingPending"
+    assert status["training"]["job"] == job["metadata"]["name"]
+    assert outcome.requeue_after is not None  # a Job in flight is looked at again
+
+
+def test_a_completed_training_job_brings_up_the_candidate_deployment_and_service(
+    world: World,
+) -> None:
+    world.create_llm()
+    world.reconcile()
+    world.reconcile()  # the Job runs: nothing new is created
+    assert [w for w in world.operator.take() if w.verb == "create" and w.kind != "Event"] == [
+        Write("create", "Job", world.one("Job", "training")["metadata"]["name"])
+    ]
+    assert not world.children("Deployment")
+
+    world.train(version="3")
+    world.reconcile()
+
+    created = {(w.kind, w.name) for w in world.operator.take() if w.verb == "create"}
+    deployment = world.one("Deployment", "serving")
+    assert deployment["metadata"]["labels"]["kubellm.dev/version"] == "3"
+    assert ("Deployment", deployment["metadata"]["name"]) in created
+    assert ("Service", candidate_service_name(NAME)) in created
+    service = world.kube.get("Service", world.namespace, candidate_service_name(NAME))
+    assert service is not None and service["spec"]["selector"]["kubellm.dev/version"] == "3"
+    assert not world.children("Job", "loadtest")  # not before the candidate is available
+    status = world.status()
+    assert status["training"]["state"] == "Succeeded"
+    assert status["training"]["modelVersion"] == "3"
+    assert world.condition("Trained")["status"] == "True"
+    assert status["candidate"]["version"] == "3"
+    assert status["candidate"]["state"] == "Starting"
+    assert status["phase"] == "Deploying"
+
+
+def test_a_converged_llm_reconciled_again_makes_zero_writes(world: World, commits: Commits) -> None:
+    world.converge()
+    assert world.condition("Ready")["reason"] == "ProductionServing"
+    assert world.registry.resolve_alias(NAME, world.spec.rollout.production_alias) == "1"
+    # the counters see writes: getting here took some
+    assert world.operator.take() and commits.take() and world.registry.writes
+    world.registry.writes.clear()
+    time.sleep(1.1)  # a status stamped with "now" on every pass would differ by now
+
+    outcome = world.reconcile()
+
+    assert world.operator.take() == []
+    assert commits.take() == []
+    assert world.registry.writes == []
+    assert outcome.requeue_after is None and not outcome.invalid
+
+
+def test_a_restarted_operator_makes_zero_writes_on_a_converged_llm(
+    world: World, commits: Commits
+) -> None:
+    world.converge()
+    world.operator.take()
+    commits.take()
+    world.registry.writes.clear()
+
+    registry = world.registry
+    restarted = Reconciler(
+        world.operator,
+        CONFIG,
+        registry_factory=lambda uri: registry,  # type: ignore[arg-type,return-value]
+    )
+    try:
+        outcome = restarted.reconcile(world.namespace, NAME, "change")
+    finally:
+        restarted.close()
+
+    assert world.operator.take() == []
+    assert commits.take() == []
+    assert world.registry.writes == []
+    assert outcome.requeue_after is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "component"),
+    [
+        ("Service", "production"),
+        ("Deployment", "serving"),
+        ("HorizontalPodAutoscaler", "autoscaler"),
+    ],
+)
+def test_a_deleted_child_is_recreated_on_the_next_reconcile(
+    world: World, kind: str, component: str
+) -> None:
+    world.converge()
+    before = world.one(kind, component)
+    name = before["metadata"]["name"]
+    world.kube.delete(kind, world.namespace, name)
+    assert world.kube.get(kind, world.namespace, name) is None
+    world.operator.take()
+
+    world.reconcile()
+
+    assert Write("create", kind, name) in world.operator.take()
+    after = world.kube.get(kind, world.namespace, name)
+    assert after is not None and after["metadata"]["uid"] != before["metadata"]["uid"]
+    assert after["spec"] == before["spec"] | (
+        {"clusterIP": after["spec"]["clusterIP"], "clusterIPs": after["spec"]["clusterIPs"]}
+        if kind == "Service"
+        else {}
+    )
+    if kind == "Deployment":
+        world.make_available(after)
+    world.reconcile()
+    assert world.condition("Ready")["status"] == "True"
+    if kind == "Service":
+        assert after["metadata"]["name"] == production_service_name(NAME)
+
+
+def test_a_refused_write_lands_in_status_and_the_next_reconcile_creates_the_child(
+    world: World, apiserver: ThreadedApiServer
+) -> None:
+    world.create_llm()
+    apiserver.server.faults.add(
+        verb="create", resource="jobs", user_agent="kubellm-operator", code=403, count=1
+    )
+
+    with pytest.raises(ChildrenRefused, match="403"):
+        world.reconcile()
+
+    assert world.children("Job") == []
+    message = world.status()["message"]
+    assert message.startswith("the API server refused: Job ") and "403" in message
+    refused = [e for e in world.events() if e["reason"] == "ApplyRefused"]
+    assert len(refused) == 1 and refused[0]["type"] == "Warning"
+    assert world.operator.take().count(STATUS_WRITE) == 1
+
+    world.reconcile()  # the server takes it now
+
+    assert world.one("Job", "training")
+    assert "refused" not in world.status()["message"]
+    assert world.condition("Trained")["reason"] == "TrainingPending"
