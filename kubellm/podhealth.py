@@ -12,10 +12,11 @@ so they are tested without a cluster.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from kubellm.api.timestamps import parse_time
 
 __all__ = ["NOT_READY_BOUND", "StuckPod", "pod_reason", "stuck_pods"]
 
@@ -41,12 +42,8 @@ class StuckPod:
 
 
 def _timestamp(text: Any) -> float | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    moment = parse_time(text)
+    return None if moment is None else moment.timestamp()
 
 
 def _not_ready_since(pod: JSON) -> float | None:

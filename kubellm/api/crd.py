@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from kubellm.api import goyaml
-from kubellm.api.identity import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from kubellm.api.identity import API_VERSION, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from kubellm.api.spec import LLMSpec
 from kubellm.api.status import LLMStatus
 
@@ -169,8 +169,8 @@ def openapi_schema() -> dict[str, Any]:
         ),
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "kubellm.dev/v1alpha1"},
-            "kind": {"type": "string", "description": "LLM"},
+            "apiVersion": {"type": "string", "description": API_VERSION},
+            "kind": {"type": "string", "description": KIND},
             "metadata": {
                 "type": "object",
                 "properties": {

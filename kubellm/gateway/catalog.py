@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubellm.api.timestamps import parse_time
 from kubellm.gateway.routing import Endpoint, Route, parse_routes
 
 __all__ = ["Catalog", "LLMView", "PodView", "ServiceView", "llm_key"]
@@ -73,15 +74,8 @@ class PodView:
 
 
 def _created(meta: Mapping[str, Any]) -> int:
-    from datetime import datetime
-
-    stamp = meta.get("creationTimestamp")
-    if not isinstance(stamp, str):
-        return 0
-    try:
-        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0
+    created = parse_time(meta.get("creationTimestamp"))
+    return 0 if created is None else int(created.timestamp())
 
 
 def _llm_view(obj: Mapping[str, Any]) -> LLMView:

@@ -19,8 +19,8 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
+from kubellm.api.timestamps import format_time
 from kubellm.gateway.demand import DemandReport, LLMDemand
 from kubellm.gateway.routing import may_hold
 
@@ -44,10 +44,6 @@ class _LLMTraffic:
     cold_starts: int = 0
     last_cold_start_s: float | None = None
     last_cold_start_at: str | None = None
-
-
-def _utc_stamp(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Traffic:
@@ -140,7 +136,7 @@ class Traffic:
             return None
         entry.cold_starts += 1
         entry.last_cold_start_s = round(seconds, 3)
-        entry.last_cold_start_at = _utc_stamp(self._wall())
+        entry.last_cold_start_at = format_time(self._wall())
         self._bump()
         return ColdStart(llm, seconds, released)
 

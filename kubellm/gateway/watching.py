@@ -25,7 +25,9 @@ from typing import Any
 
 import aiohttp
 
+from kubellm.api.identity import API_VERSION, PLURAL
 from kubellm.gateway.catalog import Catalog
+from kubellm.operator.naming import LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, Component
 
 __all__ = ["KINDS", "KubeWatchClient", "WatchedKind", "reflect", "watch_all"]
 
@@ -46,9 +48,9 @@ class WatchedKind:
 
 
 KINDS: tuple[WatchedKind, ...] = (
-    WatchedKind("LLM", "kubellm.dev/v1alpha1", "llms"),
-    WatchedKind("Service", "v1", "services", "app.kubernetes.io/managed-by=kubellm"),
-    WatchedKind("Pod", "v1", "pods", "kubellm.dev/component=serving"),
+    WatchedKind("LLM", API_VERSION, PLURAL),
+    WatchedKind("Service", "v1", "services", f"{LABEL_MANAGED_BY}={MANAGED_BY}"),
+    WatchedKind("Pod", "v1", "pods", f"{LABEL_COMPONENT}={Component.SERVING}"),
 )
 
 

@@ -28,6 +28,7 @@ from kubellm.operator.naming import (
     LABEL_LLM,
     LABEL_VERSION,
     TRAINING_HASH_ANNOTATION,
+    Component,
     candidate_service_name,
     checkpoints_claim_name,
     child_labels,
@@ -205,7 +206,7 @@ def _checkpoints(llm: LLM) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
     manifest = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _metadata(llm, claim, child_labels(llm.name, "training")),
+        "metadata": _metadata(llm, claim, child_labels(llm.name, Component.TRAINING)),
         "spec": claim_spec,
     }
     return volume, output, manifest
@@ -218,7 +219,7 @@ def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]
     assert training is not None
     thash = training_hash(llm)
     name = training_job_name(llm.name, thash)
-    labels = child_labels(llm.name, "training")
+    labels = child_labels(llm.name, Component.TRAINING)
     hp = training.hyperparameters
     uri = _tracking_uri(llm, config)
     env = _common_env(llm, config)
@@ -355,7 +356,7 @@ def build_serving_deployment(
     serving = llm.spec.serving
     engine = serving.engine
     name = deployment_name(llm.name, version)
-    labels = child_labels(llm.name, "serving", version)
+    labels = child_labels(llm.name, Component.SERVING, version)
     model_uri = f"models:/{llm.spec.model.registered_model}/{version}"
     port = config.serving_port
     env = _common_env(llm, config)
@@ -485,7 +486,7 @@ def build_serving_deployment(
 
 
 def _service(
-    llm: LLM, name: str, component: str, version: str, config: OperatorConfig
+    llm: LLM, name: str, component: Component, version: str, config: OperatorConfig
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -493,7 +494,11 @@ def _service(
         "metadata": _metadata(llm, name, child_labels(llm.name, component)),
         "spec": {
             "type": "ClusterIP",
-            "selector": {LABEL_LLM: llm.name, LABEL_COMPONENT: "serving", LABEL_VERSION: version},
+            "selector": {
+                LABEL_LLM: llm.name,
+                LABEL_COMPONENT: str(Component.SERVING),
+                LABEL_VERSION: version,
+            },
             "ports": [
                 {
                     "name": "http",
@@ -507,11 +512,11 @@ def _service(
 
 
 def build_production_service(llm: LLM, version: str, config: OperatorConfig) -> dict[str, Any]:
-    return _service(llm, production_service_name(llm.name), "production", version, config)
+    return _service(llm, production_service_name(llm.name), Component.PRODUCTION, version, config)
 
 
 def build_candidate_service(llm: LLM, version: str, config: OperatorConfig) -> dict[str, Any]:
-    return _service(llm, candidate_service_name(llm.name), "candidate", version, config)
+    return _service(llm, candidate_service_name(llm.name), Component.CANDIDATE, version, config)
 
 
 def build_prompts_configmap(llm: LLM) -> dict[str, Any]:
@@ -521,7 +526,7 @@ def build_prompts_configmap(llm: LLM) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(
-            llm, prompts_configmap_name(llm.name), child_labels(llm.name, "loadtest")
+            llm, prompts_configmap_name(llm.name), child_labels(llm.name, Component.LOADTEST)
         ),
         "data": {"prompts.jsonl": lines},
     }
@@ -552,7 +557,7 @@ def build_loadtest_job(
 ) -> dict[str, Any]:
     lt = llm.spec.rollout.load_test
     name = loadtest_job_name(llm.name, version)
-    labels = child_labels(llm.name, "loadtest", version)
+    labels = child_labels(llm.name, Component.LOADTEST, version)
     slo = lt.slo
     if baseline_url is None:
         # A relative objective needs production to compare with; the first release has none.

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "DOMAIN",
     "LABEL_COMPONENT",
     "LABEL_LLM",
     "LABEL_MANAGED_BY",
     "LABEL_VERSION",
+    "MANAGED_BY",
     "SPEC_HASH_ANNOTATION",
+    "TRAINING_HASH_ANNOTATION",
+    "Component",
     "candidate_service_name",
     "checkpoints_claim_name",
     "child_labels",
@@ -27,6 +32,7 @@ __all__ = [
     "production_service_name",
     "prompts_configmap_name",
     "training_job_name",
+    "training_job_prefix",
 ]
 
 DOMAIN = "kubellm.dev"
@@ -36,6 +42,18 @@ LABEL_VERSION = f"{DOMAIN}/version"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 SPEC_HASH_ANNOTATION = f"{DOMAIN}/spec-hash"
 TRAINING_HASH_ANNOTATION = f"{DOMAIN}/training-hash"
+#: the `LABEL_MANAGED_BY` value of every child (the gateway watches Services by it)
+MANAGED_BY = "kubellm"
+
+
+class Component(StrEnum):
+    """What a child is for: the value of its `LABEL_COMPONENT` label."""
+
+    TRAINING = "training"
+    SERVING = "serving"
+    LOADTEST = "loadtest"
+    PRODUCTION = "production"  # the production Service
+    CANDIDATE = "candidate"  # the candidate Service
 
 
 def content_hash(value: Any, length: int = 10) -> str:
@@ -44,8 +62,13 @@ def content_hash(value: Any, length: int = 10) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def training_job_prefix(llm: str) -> str:
+    """What every training Job's name (and its rendezvous Service's) starts with."""
+    return f"{llm}-train-"
+
+
 def training_job_name(llm: str, training_hash: str) -> str:
-    return f"{llm}-train-{training_hash[:8]}"
+    return f"{training_job_prefix(llm)}{training_hash[:8]}"
 
 
 def deployment_name(llm: str, version: str) -> str:
@@ -60,8 +83,10 @@ def candidate_service_name(llm: str) -> str:
     return f"{llm}-candidate"
 
 
-def loadtest_job_name(llm: str, version: str) -> str:
-    return f"{llm}-loadtest-v{version}"
+def loadtest_job_name(llm: str, version: str, attempt: str = "") -> str:
+    """The load test of `version`; a retried test carries the `attempt` token as a suffix."""
+    name = f"{llm}-loadtest-v{version}"
+    return f"{name}-{attempt}" if attempt else name
 
 
 def checkpoints_claim_name(llm: str) -> str:
@@ -79,8 +104,8 @@ def hpa_name(llm: str) -> str:
 def child_labels(llm: str, component: str, version: str | None = None) -> dict[str, str]:
     labels = {
         LABEL_LLM: llm,
-        LABEL_COMPONENT: component,
-        LABEL_MANAGED_BY: "kubellm",
+        LABEL_COMPONENT: str(component),  # a plain str: YAML dumpers refuse enum members
+        LABEL_MANAGED_BY: MANAGED_BY,
         "app.kubernetes.io/name": "kubellm",
         "app.kubernetes.io/instance": llm,
     }
