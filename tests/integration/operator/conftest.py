@@ -64,11 +64,9 @@ def world(apiserver: ThreadedApiServer) -> Iterator[World]:
     body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
     httpx.post(f"{apiserver.url}/api/v1/namespaces", json=body).raise_for_status()
     with _client(apiserver) as operator_client, _client(apiserver) as world_client:
-        w = World(namespace, operator_client, world_client)
         try:
-            yield w
+            yield World(namespace, operator_client, world_client)
         finally:
-            w.reconciler.close()
             apiserver.server.faults.clear()
 
 

@@ -82,6 +82,54 @@ def test_a_completed_training_job_brings_up_the_candidate_deployment_and_service
     assert status["phase"] == "Deploying"
 
 
+def test_polling_a_running_training_job_makes_zero_writes(world: World, commits: Commits) -> None:
+    world.create_llm()
+    world.reconcile()  # creates the Job
+    world.reconcile()  # sees it running: Pending -> Running
+    assert world.condition("Trained")["reason"] == "TrainingRunning"
+    world.operator.take()
+    commits.take()
+
+    outcome = world.reconcile()
+
+    assert world.operator.take() == []
+    assert commits.take() == []
+    assert outcome.requeue_after is not None  # still polled while the Job runs
+
+
+def test_a_refused_candidate_is_removed_once_and_not_tested_again(
+    world: World, commits: Commits
+) -> None:
+    world.deploy_candidate()
+    loadtest = world.one("Job", "loadtest")["metadata"]["name"]
+    world.fail_load_test("p95 9000 ms > 5000 ms")
+    world.registry.writes.clear()
+
+    world.reconcile()
+
+    assert [e["type"] for e in world.events() if e["reason"] == "Refused"] == ["Warning"]
+    tags = world.registry.get_version_tags(NAME, "1")
+    assert tags["kubellm.rollout.verdict"] == "refused"
+    assert world.status()["refusedVersions"] == ["1"]
+    assert world.condition("CandidateReady")["reason"] == "CandidateRefused"
+    assert "p95 9000 ms > 5000 ms" in world.condition("LoadTestPassed")["message"]
+    for _ in range(3):  # on failure Rollback: the candidate's children go
+        world.operator.take()
+        world.reconcile()
+        if not world.operator.take():
+            break
+    assert world.children("Deployment") == []
+    assert world.kube.get("Service", world.namespace, candidate_service_name(NAME)) is None
+    assert [j["metadata"]["name"] for j in world.children("Job", "loadtest")] == [loadtest]
+    assert len(world.registry.writes) == 1  # tagged once, never again
+    commits.take()
+
+    world.reconcile()
+
+    assert world.operator.take() == []
+    assert commits.take() == []
+
+
 def test_a_converged_llm_reconciled_again_makes_zero_writes(world: World, commits: Commits) -> None:
     world.converge()
     assert world.condition("Ready")["reason"] == "ProductionServing"
@@ -113,10 +161,7 @@ def test_a_restarted_operator_makes_zero_writes_on_a_converged_llm(
         CONFIG,
         registry_factory=lambda uri: registry,  # type: ignore[arg-type,return-value]
     )
-    try:
-        outcome = restarted.reconcile(world.namespace, NAME, "change")
-    finally:
-        restarted.close()
+    outcome = restarted.reconcile(world.namespace, NAME, "change")
 
     assert world.operator.take() == []
     assert commits.take() == []

@@ -194,14 +194,24 @@ class World:
         doc = {"verdict": "pass", "figures": figures, "reasons": []}
         self.finish_job(job, json.dumps(termination_summary(doc)))
 
-    def converge(self, passes: int = 8) -> Outcome:
-        """Take a new LLM from creation to production serving, nothing pending."""
+    def fail_load_test(self, reason: str) -> None:
+        """The load-test Job's pod misses the SLO: verdict fail, exit code 1."""
+        job = self.one("Job", "loadtest")
+        doc = {"verdict": "fail", "figures": {"p95LatencyMs": 9000.0}, "reasons": [reason]}
+        self.finish_job(job, json.dumps(termination_summary(doc)), exit_code=1)
+
+    def deploy_candidate(self) -> None:
+        """From a new LLM to its candidate's load test running."""
         self.create_llm()
         self.reconcile()
         self.train()
         self.reconcile()
         self.make_available(self.one("Deployment", "serving"))
         self.reconcile()
+
+    def converge(self, passes: int = 8) -> Outcome:
+        """Take a new LLM from creation to production serving, nothing pending."""
+        self.deploy_candidate()
         self.pass_load_test()
         for _ in range(passes):
             outcome = self.reconcile()
