@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from kubellm.api.identity import API_VERSION, PLURAL
+from kubellm.api.rest import LLMS, PODS, SERVICES, ApiError, Resource
 from kubellm.gateway.catalog import Catalog
 from kubellm.operator.naming import LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, Component
 
@@ -36,21 +36,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WatchedKind:
-    kind: str
-    group_version: str  # "v1" for core, else "group/version"
-    plural: str
+    resource: Resource
     label_selector: str | None = None
 
+    @property
+    def kind(self) -> str:
+        return self.resource.kind
+
     def path(self, namespace: str | None) -> str:
-        base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
-        scope = f"/namespaces/{namespace}" if namespace else ""
-        return f"{base}{scope}/{self.plural}"
+        return self.resource.path(namespace)
 
 
 KINDS: tuple[WatchedKind, ...] = (
-    WatchedKind("LLM", API_VERSION, PLURAL),
-    WatchedKind("Service", "v1", "services", f"{LABEL_MANAGED_BY}={MANAGED_BY}"),
-    WatchedKind("Pod", "v1", "pods", f"{LABEL_COMPONENT}={Component.SERVING}"),
+    WatchedKind(LLMS),
+    WatchedKind(SERVICES, f"{LABEL_MANAGED_BY}={MANAGED_BY}"),
+    WatchedKind(PODS, f"{LABEL_COMPONENT}={Component.SERVING}"),
 )
 
 
@@ -127,7 +127,10 @@ class KubeWatchClient:
             timeout=aiohttp.ClientTimeout(total=60),
         ) as resp:
             if resp.status != 200:
-                raise RuntimeError(f"list {path}: {resp.status} {(await resp.text())[:300]}")
+                text = await resp.text()
+                raise ApiError.from_response(
+                    resp.status, text, resp.reason or "", method="LIST", path=path
+                )
             data = await resp.json()
         version = str((data.get("metadata") or {}).get("resourceVersion") or "")
         return list(data.get("items") or []), version
@@ -153,7 +156,10 @@ class KubeWatchClient:
             if resp.status == 410:
                 raise WatchExpired(path)
             if resp.status != 200:
-                raise RuntimeError(f"watch {path}: {resp.status} {(await resp.text())[:300]}")
+                text = await resp.text()
+                raise ApiError.from_response(
+                    resp.status, text, resp.reason or "", method="WATCH", path=path
+                )
             buffer = b""
             async for chunk in resp.content.iter_any():
                 buffer += chunk
@@ -186,7 +192,8 @@ async def reflect(
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         raise WatchExpired(path)
-                    raise RuntimeError(f"watch {path}: {obj.get('message')}")
+                    code = int(obj.get("code") or 500)
+                    raise ApiError.from_response(code, obj, method="WATCH", path=path)
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind in ("ADDED", "MODIFIED", "DELETED"):
                     catalog.apply(watched.kind, kind, obj)
