@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubellm.api.identity import GROUP, PLURAL, VERSION
+from kubellm.api.rest import ApiError
 
 __all__ = ["CALLS", "KINDS", "USER_AGENT", "ApiError", "Kind", "KubeApi", "RestKubeApi"]
 
@@ -64,13 +65,6 @@ CALLS: frozenset[tuple[str, str]] = frozenset(
         ("LLM", "patch-status"),
     }
 )
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        self.status = status
-        self.reason = reason
-        super().__init__(f"{status} {reason}: {message}")
 
 
 class KubeApi(Protocol):
