@@ -169,6 +169,40 @@ def test_a_restarted_operator_makes_zero_writes_on_a_converged_llm(
     assert outcome.requeue_after is None
 
 
+def test_a_new_version_replaces_production_retires_the_old_one_and_settles(
+    world: World, commits: Commits
+) -> None:
+    world.converge()
+    model, spec = NAME, world.spec.rollout
+    world.registry.aliases[(model, spec.candidate_alias)] = "2"  # a pipeline registered v2
+    world.reconcile()
+    world.make_available(world.one("Deployment", "serving", "2"))
+    world.reconcile()
+    world.pass_load_test(version="2")
+
+    world.settle()  # steady: what the switch left behind is retired by now
+
+    assert world.registry.resolve_alias(model, spec.production_alias) == "2"
+    service = world.kube.get("Service", world.namespace, production_service_name(NAME))
+    assert service is not None and service["spec"]["selector"]["kubellm.dev/version"] == "2"
+    assert [
+        d["metadata"]["labels"]["kubellm.dev/version"] for d in world.children("Deployment")
+    ] == ["2"]
+    assert world.kube.get("Service", world.namespace, candidate_service_name(NAME)) is None
+    assert world.children("ConfigMap") == []
+    assert world.status()["production"]["version"] == "2"
+    assert world.status()["promotedVersions"] == ["1", "2"]
+    world.operator.take()
+    commits.take()
+    world.registry.writes.clear()
+
+    world.reconcile()
+
+    assert world.operator.take() == []
+    assert commits.take() == []
+    assert world.registry.writes == []
+
+
 @pytest.mark.parametrize(
     ("kind", "component"),
     [

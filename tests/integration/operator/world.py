@@ -21,7 +21,7 @@ from kubellm.api import parse_llm
 from kubellm.loadtests.report import termination_summary
 from kubellm.operator.config import OperatorConfig
 from kubellm.operator.kube import RestKubeApi
-from kubellm.operator.naming import LABEL_COMPONENT, LABEL_LLM
+from kubellm.operator.naming import LABEL_COMPONENT, LABEL_LLM, LABEL_VERSION
 from kubellm.operator.reconciling import Outcome, Reconciler
 
 from .fakes import CountingKube, MemoryRegistry
@@ -79,14 +79,18 @@ class World:
         conds = self.status().get("conditions") or []
         return next(c for c in conds if c["type"] == type_)
 
-    def children(self, kind: str, component: str | None = None) -> list[dict[str, Any]]:
-        items = self.kube.list(kind, self.namespace, f"{LABEL_LLM}={NAME}")
-        if component is None:
-            return items
-        return [i for i in items if i["metadata"]["labels"].get(LABEL_COMPONENT) == component]
+    def children(
+        self, kind: str, component: str | None = None, version: str | None = None
+    ) -> list[dict[str, Any]]:
+        selector = f"{LABEL_LLM}={NAME}"
+        if component is not None:
+            selector += f",{LABEL_COMPONENT}={component}"
+        if version is not None:
+            selector += f",{LABEL_VERSION}={version}"
+        return self.kube.list(kind, self.namespace, selector)
 
-    def one(self, kind: str, component: str) -> dict[str, Any]:
-        items = self.children(kind, component)
+    def one(self, kind: str, component: str, version: str | None = None) -> dict[str, Any]:
+        items = self.children(kind, component, version)
         assert len(items) == 1, [i["metadata"]["name"] for i in items]
         return items[0]
 
@@ -187,9 +191,9 @@ class World:
             subresource="status",
         )
 
-    def pass_load_test(self) -> None:
+    def pass_load_test(self, version: str | None = None) -> None:
         """The load-test Job's pod writes a passing verdict, as `kubellm loadtest` does."""
-        job = self.one("Job", "loadtest")
+        job = self.one("Job", "loadtest", version)
         figures = {"p95LatencyMs": 120.0, "requestsPerSecond": 9.5, "errorRate": 0.0}
         doc = {"verdict": "pass", "figures": figures, "reasons": []}
         self.finish_job(job, json.dumps(termination_summary(doc)))
@@ -213,6 +217,11 @@ class World:
         """Take a new LLM from creation to production serving, nothing pending."""
         self.deploy_candidate()
         self.pass_load_test()
+        return self.settle(passes)
+
+    def settle(self, passes: int = 8) -> Outcome:
+        """Reconcile, starting every new serving Deployment, until production serves and
+        nothing is pending."""
         for _ in range(passes):
             outcome = self.reconcile()
             for dep in self.children("Deployment", "serving"):
