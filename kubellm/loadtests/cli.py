@@ -114,6 +114,7 @@ def _finish_error(out_dir: Path, message: str, target: str | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kubellm.api.vocabulary import LoadTestVerdict
     from kubellm.loadtests.plan import LocustPlan
     from kubellm.loadtests.probe import probe_target
     from kubellm.loadtests.report import build_report, log_to_mlflow, write_report
@@ -194,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
             _emit(f"kubellm loadtest: MLflow run {run_id}")
         except Exception as exc:  # the evidence must be recorded: fail closed as an error
             doc["objectivesVerdict"] = doc["verdict"]
-            doc["verdict"], doc["passed"] = "error", False
+            doc["verdict"], doc["passed"] = LoadTestVerdict.ERROR, False
             doc["reasons"].append(f"results could not be recorded in MLflow: {exc}")
             code = EXIT_ERROR
         doc["wallSeconds"] = round(time.time() - started, 3)

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kubellm.api.results import LoadTestSummary
+from kubellm.api.vocabulary import LoadTestVerdict
 from kubellm.loadtests.settings import LoadTestSettings
 from kubellm.loadtests.verdict import RunResult, Verdict
 from kubellm.termination import write_termination_message
@@ -87,7 +89,7 @@ def build_report(
 def error_report(message: str, *, target: str | None = None) -> dict[str, Any]:
     """The content of verdict.json when the load test could not be run at all."""
     return {
-        "verdict": "error",
+        "verdict": LoadTestVerdict.ERROR,
         "passed": False,
         "reasons": [message],
         "figures": None,
@@ -101,31 +103,27 @@ def _iso(ts: float) -> str:
 
 
 def termination_summary(doc: dict[str, Any]) -> dict[str, Any]:
-    """What the operator needs from the Job, most important first (it must fit 4 KiB)."""
+    """What the operator needs from the Job (a `LoadTestSummary`, as the JSON it reads),
+    most important first: it must fit 4 KiB."""
     figures = doc.get("figures") or {}
-    headline = {
-        k: figures.get(k)
-        for k in (
-            "p50LatencyMs",
-            "p95LatencyMs",
-            "p99LatencyMs",
-            "requestsPerSecond",
-            "tokensPerSecond",
-            "errorRate",
-            "requests",
-            "p95TimeToFirstTokenMs",
-        )
-        if k in figures
-    }
     reasons = [r[:MAX_REASON_CHARS] for r in doc.get("reasons", [])[:MAX_SUMMARY_REASONS]]
-    summary: dict[str, Any] = {"verdict": doc["verdict"], **headline, "reasons": reasons}
     settings = doc.get("settings") or {}
-    for key in ("modelVersion", "registeredModel"):
-        if settings.get(key):
-            summary[key] = settings[key]
-    if doc.get("mlflowRunId"):
-        summary["mlflowRunId"] = doc["mlflowRunId"]
-    return summary
+    summary = LoadTestSummary(
+        verdict=doc["verdict"],
+        p50_latency_ms=figures.get("p50LatencyMs"),
+        p95_latency_ms=figures.get("p95LatencyMs"),
+        p99_latency_ms=figures.get("p99LatencyMs"),
+        requests_per_second=figures.get("requestsPerSecond"),
+        tokens_per_second=figures.get("tokensPerSecond"),
+        error_rate=figures.get("errorRate"),
+        requests=figures.get("requests"),
+        p95_time_to_first_token_ms=figures.get("p95TimeToFirstTokenMs"),
+        reasons=reasons,
+        model_version=settings.get("modelVersion") or None,
+        registered_model=settings.get("registeredModel") or None,
+        mlflow_run_id=doc.get("mlflowRunId") or None,
+    )
+    return summary.dump()
 
 
 def write_report(out_dir: Path, doc: dict[str, Any]) -> str:

@@ -10,9 +10,9 @@ release is refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubellm.api.vocabulary import LoadTestVerdict
 from kubellm.loadtests.figures import Figures
 from kubellm.loadtests.slo import Objectives
 
@@ -37,8 +37,8 @@ class Verdict:
     reasons: tuple[str, ...]
 
     @property
-    def status(self) -> str:
-        return "pass" if self.passed else "fail"
+    def status(self) -> LoadTestVerdict:
+        return LoadTestVerdict.PASS if self.passed else LoadTestVerdict.FAIL
 
 
 def latency_regression_percent(candidate_p95_ms: float, baseline_p95_ms: float) -> float:
@@ -170,16 +170,12 @@ def judge(
     objective that is set is met by a figure that exists. No objectives at all is a fail too:
     a gate that checks nothing would promote anything.
     """
-    checks: list[Callable[[Figures], list[str]]] = [
-        lambda f: _check_absolute(f, objectives),
-        lambda f: _check_relative(f, objectives, baseline),
-    ]
     reasons: list[str] = []
     if objectives.is_empty:
         reasons.append("no objectives were given, so nothing could be verified")
     fig, problems = _usable(candidate, "candidate")
     reasons.extend(problems)
     if fig is not None:
-        for check in checks:
-            reasons.extend(check(fig))
+        reasons.extend(_check_absolute(fig, objectives))
+        reasons.extend(_check_relative(fig, objectives, baseline))
     return Verdict(passed=not reasons, reasons=tuple(reasons))

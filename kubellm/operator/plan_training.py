@@ -12,7 +12,7 @@ from kubellm.api.vocabulary import ConditionType, EventReason, EventType, Reason
 from kubellm.operator.builders import build_training_job, training_hash
 from kubellm.operator.naming import training_job_name
 from kubellm.operator.planning import Deletion, F, T, Work
-from kubellm.operator.verdicts import number, parse_training_message
+from kubellm.operator.verdicts import parse_training_message
 
 __all__ = ["plan_training"]
 
@@ -70,24 +70,16 @@ def plan_training(w: Work) -> TrainingState | None:
         if job.complete:
             state = TrainingState.SUCCEEDED
             summary = parse_training_message(job.message)
-            status.model_version = (
-                str(
-                    summary.get("model_version")
-                    or summary.get("modelVersion")
-                    or status.model_version
-                    or ""
-                )
-                or None
-            )
-            status.run_id = summary.get("run_id") or summary.get("runId") or status.run_id
-            status.eval_loss = number(summary, "eval_loss", "evalLoss") or status.eval_loss
-            status.loss = number(summary, "train_loss", "trainLoss", "loss") or status.loss
+            status.model_version = summary.model_version or status.model_version
+            status.run_id = summary.run_id or status.run_id
+            status.eval_loss = summary.eval_loss or status.eval_loss
+            status.loss = summary.train_loss or status.loss
             status.finished_at = job.completion_time
             status.message = None
         elif job.failed_final:
             state = TrainingState.FAILED
             summary = parse_training_message(job.message)
-            status.message = str(summary.get("error") or job.reason or "training Job failed")
+            status.message = summary.error or job.reason or "training Job failed"
             status.finished_at = job.completion_time
         else:
             state = TrainingState.RUNNING

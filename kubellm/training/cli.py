@@ -21,10 +21,13 @@ import re
 import signal
 import sys
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubellm.redaction import redact
 from kubellm.training.options import add_arguments
+
+if TYPE_CHECKING:
+    from kubellm.api.results import TrainingSummary
 
 __all__ = ["EXIT_CODES", "register", "run"]
 
@@ -57,7 +60,7 @@ def register(subparsers: Any) -> None:
 
 
 def error_kind(exc: BaseException) -> str:
-    """The summary's ``error_kind`` (and so the exit code) of an exception."""
+    """The summary's ``errorKind`` (and so the exit code) of an exception."""
     from kubellm.registry import DiskFull, RegistryUnavailable
     from kubellm.training.errors import TrainError
     from kubellm.training.job import Terminated
@@ -113,16 +116,17 @@ def reports_for_pod(environ: dict[str, str] | os._Environ[str]) -> bool:
     return int(environ.get("LOCAL_RANK", "0") or 0) == 0
 
 
-def _report(summary: dict[str, Any]) -> None:
+def _report(summary: TrainingSummary) -> None:
     from kubellm.termination import write_termination_message
 
     if not reports_for_pod(os.environ):
         return
-    text = write_termination_message(summary)
+    text = write_termination_message(summary.dump())
     print(text, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    from kubellm.api.results import TrainingOutcome, TrainingSummary
     from kubellm.training.errors import OptionsError
     from kubellm.training.options import resolve_options
 
@@ -130,7 +134,11 @@ def run(args: argparse.Namespace) -> int:
         opts = resolve_options(vars(args), os.environ)
     except OptionsError as exc:
         print(f"kubellm train: error: {one_line(exc)}", file=sys.stderr, flush=True)
-        _report({"status": "failed", "error": one_line(exc), "error_kind": "bad_input"})
+        _report(
+            TrainingSummary(
+                status=TrainingOutcome.FAILED, error=one_line(exc), error_kind="bad_input"
+            )
+        )
         return EXIT_CODES["bad_input"]
 
     context: dict[str, Any] = {}
@@ -151,14 +159,14 @@ def run(args: argparse.Namespace) -> int:
         message = redact(message)
         print(f"kubellm train: error: {message}", file=sys.stderr, flush=True)
         _report(
-            {
-                "status": "failed",
-                "llm": opts.llm_name,
-                "method": opts.method,
-                "run_id": context.get("run_id"),
-                "error": message,
-                "error_kind": kind,
-            }
+            TrainingSummary(
+                status=TrainingOutcome.FAILED,
+                llm=opts.llm_name,
+                method=opts.method,
+                run_id=context.get("run_id"),
+                error=message,
+                error_kind=kind,
+            )
         )
         return EXIT_CODES[kind]
     finally:

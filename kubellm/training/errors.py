@@ -1,6 +1,6 @@
 """Why a training run failed, by category, so the CLI maps each to one exit code.
 
-The operator reads the exit code and the ``error_kind`` of the termination message: bad
+The operator reads the exit code and the ``errorKind`` of the termination message: bad
 input (the spec must change; retrying cannot help) is told apart from a registry that is
 down (retry later) and from a quality gate the model missed.
 """

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kubellm.api.results import TrainingOutcome, TrainingSummary
 from kubellm.registry import Registry
 from kubellm.training.errors import OptionsError, QualityGateFailed
 from kubellm.training.options import TrainOptions
@@ -41,7 +42,7 @@ def run_job(
     *,
     print_fn: Callable[..., None] = print,
     context: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> TrainingSummary:
     """Train, log and register; return the summary (raises on failure, after cleaning up).
 
     ``context`` receives ``run_id`` as soon as the run exists, so a failure report names it.
@@ -63,16 +64,17 @@ def run_job(
         done = tracker.read_state()
         if done.get("model_version") and done.get("summary"):
             print_fn(f"already registered as version {done['model_version']}; not retraining")
-            return dict(done["summary"])
+            return TrainingSummary.model_validate(done["summary"])
         tracker.start()
         if context is not None:
             context["run_id"] = tracker.run_id
         print_fn(f"mlflow run {tracker.run_id}" + (" (resumed)" if tracker.resumed_run else ""))
     try:
-        summary = _train(opts, tracker, print_fn)
-        summary["duration_seconds"] = round(time.monotonic() - started, 2)
+        summary = _train(opts, tracker, print_fn).model_copy(
+            update={"duration_seconds": round(time.monotonic() - started, 2)}
+        )
         if tracker is not None:
-            tracker.write_state(model_version=summary.get("model_version"), summary=summary)
+            tracker.write_state(model_version=summary.model_version, summary=summary.dump())
             tracker.end("FINISHED")
         return summary
     except BaseException as exc:
@@ -82,7 +84,7 @@ def run_job(
         raise
 
 
-def _train(opts: TrainOptions, tracker: Any, print_fn: Callable[..., None]) -> dict[str, Any]:
+def _train(opts: TrainOptions, tracker: Any, print_fn: Callable[..., None]) -> TrainingSummary:
     from kubellm.training.data import load_dataset, split_documents
     from kubellm.training.progress import ProgressCallback, StepClock
     from kubellm.training.tracking import MlflowMetricsCallback, gate_verdict
@@ -130,32 +132,31 @@ def _train(opts: TrainOptions, tracker: Any, print_fn: Callable[..., None]) -> d
             tracker.log_metrics({"eval_loss": loss}, step=0)
 
     outcome = run_trainer(trainer, opts, clock, on_initial_eval)
-    summary: dict[str, Any] = {
-        "status": "succeeded",
-        "llm": opts.llm_name,
-        "method": opts.method,
-        "registered_model": opts.registered_model,
-        "run_id": tracker.run_id if tracker is not None else None,
-        "model_version": None,
-        "alias": opts.alias,
-        "base_model": prepared.base_ref,
-        "dataset_digest": dataset.digest,
-        "parameters": n_params,
-        "trainable_parameters": n_trainable,
-        "steps": outcome.global_step,
-        "steps_run": outcome.steps_run,
-        "resumed_from_step": outcome.resumed_from_step,
-        "train_loss": _round(outcome.train_loss),
-        "initial_eval_loss": _round(outcome.initial_eval_loss),
-        "eval_loss": _round(outcome.eval_loss),
-        "perplexity": _round(outcome.perplexity, 3),
-        "tokens_per_second": _round(outcome.tokens_per_second, 1),
-        "train_seconds": round(outcome.train_seconds, 3),
-    }
+    summary = TrainingSummary(
+        status=TrainingOutcome.SUCCEEDED,
+        llm=opts.llm_name,
+        method=opts.method,
+        registered_model=opts.registered_model,
+        run_id=tracker.run_id if tracker is not None else None,
+        alias=opts.alias,
+        base_model=prepared.base_ref,
+        dataset_digest=dataset.digest,
+        parameters=n_params,
+        trainable_parameters=n_trainable,
+        steps=outcome.global_step,
+        steps_run=outcome.steps_run,
+        resumed_from_step=outcome.resumed_from_step,
+        train_loss=_round(outcome.train_loss),
+        initial_eval_loss=_round(outcome.initial_eval_loss),
+        eval_loss=_round(outcome.eval_loss),
+        perplexity=_round(outcome.perplexity, 3),
+        tokens_per_second=_round(outcome.tokens_per_second, 1),
+        train_seconds=round(outcome.train_seconds, 3),
+    )
     print_fn(
         f"trained {outcome.steps_run} steps (to {outcome.global_step}) in "
-        f"{outcome.train_seconds:.1f}s, eval loss {summary['eval_loss']}, "
-        f"perplexity {summary['perplexity']}, tokens/s {summary['tokens_per_second']}"
+        f"{outcome.train_seconds:.1f}s, eval loss {summary.eval_loss}, "
+        f"perplexity {summary.perplexity}, tokens/s {summary.tokens_per_second}"
     )
     if tracker is None:
         return summary  # other ranks: the main process logs and registers
@@ -178,6 +179,5 @@ def _train(opts: TrainOptions, tracker: Any, print_fn: Callable[..., None]) -> d
     version = tracker.log_and_register(
         model_to_log, prepared.tokenizer, adapter=adapter, base_ref=prepared.base_ref
     )
-    summary["model_version"] = version
     print_fn(f"registered {opts.registered_model} version {version}, alias {opts.alias}")
-    return summary
+    return summary.model_copy(update={"model_version": version})

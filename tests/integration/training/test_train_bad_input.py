@@ -90,7 +90,7 @@ def test_unreachable_registry(tmp_path: Path) -> None:
         pretrain_args("bad-registry", uri, tmp_path), tmp_path, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"
     )
     assert_failed_cleanly(result, code=3, cause=f"MLflow registry at {uri} cannot be reached")
-    assert result.summary["error_kind"] == "registry_unavailable"
+    assert result.summary["errorKind"] == "registry_unavailable"
 
 
 @pytest.mark.parametrize(
@@ -125,5 +125,5 @@ def test_missed_quality_gate_registers_nothing(
     args = [*pretrain_args("bad-gate", mlflow_uri, tmp_path), "--max-eval-loss", "0.01"]
     result = train(args, tmp_path)
     assert_failed_cleanly(result, code=4, cause="quality gate: eval loss")
-    assert result.summary["error_kind"] == "quality_gate"
+    assert result.summary["errorKind"] == "quality_gate"
     assert_nothing_registered(registry, "bad-gate", run_expected=True)

@@ -26,7 +26,7 @@ def test_torchrun_with_two_processes_trains_once_and_registers_once(
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(term.read_text())
-    assert summary["model_version"] == "1" and summary["run_id"]
+    assert summary["modelVersion"] == "1" and summary["runId"]
     # tokens/s counts both processes' batches: 2 x 4 x 64 tokens per step
     assert summary["steps"] == 10
     assert [str(v.version) for v in registry.mlflow.search_model_versions("name='bot-ddp'")] == [

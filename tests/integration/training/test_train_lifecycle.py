@@ -14,10 +14,10 @@ def test_pretrain_lowers_eval_loss_registers_v1_and_sets_candidate(
 ) -> None:
     result, candidate_after, _ = pretrained
     s = result.summary
-    assert s["status"] == "succeeded" and s["model_version"] == "1"
-    assert s["eval_loss"] < s["initial_eval_loss"]
+    assert s["status"] == "succeeded" and s["modelVersion"] == "1"
+    assert s["evalLoss"] < s["initialEvalLoss"]
     assert candidate_after == "1"
-    assert s["tokens_per_second"] > 0 and s["steps"] == 40
+    assert s["tokensPerSecond"] > 0 and s["steps"] == 40
     tags = registry.get_version_tags(MODEL, "1")
     assert tags[TAG_LLM] == MODEL and tags[TAG_GENERATION] == "1" and tags[TAG_METHOD] == "pretrain"
 
@@ -35,7 +35,7 @@ def test_the_run_records_params_metrics_dataset_and_finishes(
 ) -> None:
     result, _, _ = pretrained
     client = registry.mlflow
-    run = client.get_run(result.summary["run_id"])
+    run = client.get_run(result.summary["runId"])
     assert run.info.status == "FINISHED"
     assert run.data.params["method"] == "pretrain" and run.data.params["max_steps"] == "40"
     for metric in ("loss", "learning_rate", "grad_norm", "tokens_per_second"):
@@ -45,7 +45,7 @@ def test_the_run_records_params_metrics_dataset_and_finishes(
     assert [m.step for m in evals] == [0, 40]
     assert "perplexity" in run.data.metrics
     digests = [d.dataset.digest for d in run.inputs.dataset_inputs]
-    assert digests == [result.summary["dataset_digest"]]
+    assert digests == [result.summary["datasetDigest"]]
 
 
 def test_candidate_loads_from_the_registry_and_generates(pretrained: Any, mlflow_uri: str) -> None:
@@ -60,7 +60,7 @@ def test_candidate_loads_from_the_registry_and_generates(pretrained: Any, mlflow
 
 def test_full_finetune_of_v1_registers_v2(full_tuned: Any, registry: Any) -> None:
     s = full_tuned.summary
-    assert s["model_version"] == "2" and s["base_model"] == f"models:/{MODEL}/1"
+    assert s["modelVersion"] == "2" and s["baseModel"] == f"models:/{MODEL}/1"
     assert registry.get_version_tags(MODEL, "2")[TAG_BASE_MODEL] == f"models:/{MODEL}/1"
     assert registry.resolve_alias(MODEL, "candidate") in ("2", "3")
 
@@ -69,8 +69,8 @@ def test_lora_on_v2_registers_v3_merged(lora_tuned: Any, registry: Any, tmp_path
     from safetensors import safe_open
 
     s = lora_tuned.summary
-    assert s["model_version"] == "3" and s["base_model"] == f"models:/{MODEL}/2"
-    assert s["trainable_parameters"] < s["parameters"] / 5
+    assert s["modelVersion"] == "3" and s["baseModel"] == f"models:/{MODEL}/2"
+    assert s["trainableParameters"] < s["parameters"] / 5
     assert registry.resolve_alias(MODEL, "candidate") == "3"
     model_dir = registry.download_model(f"models:/{MODEL}/3", tmp_path / "v3")
     assert not (model_dir / "adapter_config.json").exists()
@@ -94,4 +94,4 @@ def test_rerun_of_a_finished_training_reports_it_again_without_a_new_version(
     assert "not retraining" in again.stdout
     versions = registry.mlflow.search_model_versions(f"name='{MODEL}'")
     assert "1" in {str(v.version) for v in versions}
-    assert sum(1 for v in versions if v.run_id == result.summary["run_id"]) == 1
+    assert sum(1 for v in versions if v.run_id == result.summary["runId"]) == 1

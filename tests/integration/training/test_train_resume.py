@@ -41,18 +41,18 @@ def test_rerun_after_sigterm_continues_from_the_checkpoint_in_the_same_run(
                 first.kill()
             first.wait(timeout=30)
     stopped = json.loads(term.read_text())
-    assert stopped["error_kind"] == "terminated" and stopped["error"] == "terminated by SIGTERM"
+    assert stopped["errorKind"] == "terminated" and stopped["error"] == "terminated by SIGTERM"
     run_id = json.loads((out / "kubellm-run.json").read_text())["run_id"]
-    assert stopped["run_id"] == run_id
+    assert stopped["runId"] == run_id
     assert registry.mlflow.get_run(run_id).info.status == "KILLED"
 
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert second.returncode == 0, second.stderr[-3000:]
     summary = json.loads(term.read_text())
-    assert summary["resumed_from_step"] >= 10
+    assert summary["resumedFromStep"] >= 10
     assert summary["steps"] == STEPS
-    assert summary["steps_run"] == STEPS - summary["resumed_from_step"] < STEPS
-    assert summary["run_id"] == run_id  # the same MLflow run continues
-    assert summary["model_version"] == "1"
+    assert summary["stepsRun"] == STEPS - summary["resumedFromStep"] < STEPS
+    assert summary["runId"] == run_id  # the same MLflow run continues
+    assert summary["modelVersion"] == "1"
     assert registry.mlflow.get_run(run_id).info.status == "FINISHED"
     assert "(resumed)" in second.stdout

@@ -97,7 +97,7 @@ def _done_training(llm: LLM, version: str = "1") -> JobState:
         component="training",
         succeeded=1,
         complete=True,
-        message=json.dumps({"model_version": version, "eval_loss": 2.1}),
+        message=json.dumps({"status": "succeeded", "modelVersion": version, "evalLoss": 2.1}),
     )
 
 
@@ -153,7 +153,7 @@ def test_failed_training_keeps_production_and_says_why() -> None:
         component="training",
         failed=3,
         failed_final=True,
-        message=json.dumps({"error": "dataset is empty"}),
+        message=json.dumps({"status": "failed", "error": "dataset is empty"}),
     )
     obs = Observed(
         jobs={job.name: job},
@@ -233,21 +233,21 @@ def _with_loadtest(obs: Observed, job: JobState) -> Observed:
 PASS = json.dumps(
     {
         "verdict": "pass",
+        "p95LatencyMs": 120.0,
+        "requestsPerSecond": 30.5,
+        "tokensPerSecond": 400.0,
+        "errorRate": 0.0,
+        "requests": 300,
         "reasons": [],
-        "figures": {
-            "p95LatencyMs": 120.0,
-            "requestsPerSecond": 30.5,
-            "tokensPerSecond": 400.0,
-            "errorRate": 0.0,
-            "requests": 300,
-        },
     }
 )
 FAIL = json.dumps(
     {
         "verdict": "fail",
+        "p95LatencyMs": 900.0,
+        "errorRate": 0.0,
+        "requests": 50,
         "reasons": ["p95 latency 900 ms > objective 100 ms"],
-        "figures": {"p95LatencyMs": 900.0, "errorRate": 0.0, "requests": 50},
     }
 )
 

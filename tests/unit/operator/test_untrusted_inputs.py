@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from kubellm.api import LLM, parse_llm
+from kubellm.api.results import TrainingSummary
 from kubellm.api.status import LLMStatus
 from kubellm.operator.builders import training_hash
 from kubellm.operator.config import OperatorConfig
@@ -204,25 +205,25 @@ def test_jobs_and_pods_count_only_when_controlled_by_the_llm_and_its_job() -> No
 def test_wrongly_typed_training_summary_fields_are_dropped_or_coerced() -> None:
     message = json.dumps(
         {
-            "model_version": ["7"],
-            "run_id": {"id": 1},
+            "modelVersion": ["7"],
+            "runId": {"id": 1},
             "error": ["CUDA OOM", "at step 3", {"x": 1}],
-            "eval_loss": float("nan"),
-            "train_loss": True,
-            "loss": 1.5,
+            "evalLoss": float("nan"),
+            "trainLoss": True,
+            "initialEvalLoss": 1.5,
         }
     )
-    assert parse_training_message(message) == {"error": "CUDA OOM; at step 3", "loss": 1.5}
-    assert parse_training_message('{"model_version": 7, "run_id": "abc123"}') == {
-        "model_version": "7",
-        "run_id": "abc123",
-    }
+    assert parse_training_message(message) == TrainingSummary(
+        error="CUDA OOM; at step 3", initial_eval_loss=1.5
+    )
+    summary = parse_training_message('{"modelVersion": 7, "runId": "abc123"}')
+    assert (summary.model_version, summary.run_id) == ("7", "abc123")
 
 
 def test_a_completed_training_with_list_fields_still_writes_a_valid_status() -> None:
     llm = parse_llm(_llm_object())
     name = training_job_name(llm.name, training_hash(llm))
-    message = json.dumps({"model_version": ["1"], "run_id": ["r"], "eval_loss": "x"})
+    message = json.dumps({"modelVersion": ["1"], "runId": ["r"], "evalLoss": "x"})
     job = JobState(name=name, component="training", complete=True, succeeded=1, message=message)
     p = plan(
         llm,
@@ -247,3 +248,17 @@ def test_loadtest_summary_with_odd_types_fails_closed_and_reads_cleanly() -> Non
         json.dumps({"verdict": "fail", "reasons": ["GET https://u:pw@h/x failed", 3, None]}), 1
     )
     assert figures.reasons == ["GET https://***@h/x failed", "3"]
+
+
+def test_a_training_message_nested_too_deep_to_parse_is_reported_not_raised() -> None:
+    llm = parse_llm(_llm_object())
+    name = training_job_name(llm.name, training_hash(llm))
+    job = JobState(name=name, component="training", failed_final=True, message="[" * 5000)
+    p = plan(
+        llm,
+        Observed(jobs={name: job}, registry=RegistryState()),
+        OperatorConfig(tracking_uri="http://mlflow:5000"),
+        datetime(2026, 11, 28, tzinfo=UTC),
+    )
+    assert p.status.training is not None and p.status.training.message == "[" * 500
+    LLMStatus.model_validate(p.status.dump())
