@@ -49,14 +49,7 @@ from prometheus_client import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kubellm.serving.engine import (
-    Engine,
-    EngineConfig,
-    ErrorEvent,
-    FinishEvent,
-    RequestStream,
-    TokenEvent,
-)
+from kubellm.serving.engine import Engine, EngineConfig
 from kubellm.serving.errors import (
     InvalidInput,
     ModelNotFound,
@@ -79,7 +72,13 @@ from kubellm.serving.protocol import (
     models_response,
     new_id,
 )
-from kubellm.serving.sampling import SamplingParams
+from kubellm.serving.streams import (
+    ErrorEvent,
+    FinishEvent,
+    RequestStream,
+    SamplingParams,
+    TokenEvent,
+)
 
 __all__ = ["Metrics", "ServerSettings", "ServerState", "create_app", "load_into"]
 
@@ -193,7 +192,10 @@ class Metrics:
 
 def load_into(state: ServerState) -> None:
     """Load the model, start the engine, warm it up, then mark the state ready (blocking)."""
+    import os
     import tempfile
+
+    import torch
 
     from kubellm.serving.loading import load_model, resolve_model_dir
 
@@ -217,7 +219,13 @@ def load_into(state: ServerState) -> None:
     started = time.monotonic()
     warm_ids = loaded.tokenizer("Hello")["input_ids"] or [loaded.pad_id]
     engine.generate(warm_ids, max_new_tokens=s.warmup_tokens, timeout=120)
-    log.info("model %s warm in %.2fs", model_dir, time.monotonic() - started)
+    log.info(
+        "model %s warm in %.2fs (%d torch threads, OMP_WAIT_POLICY=%s)",
+        model_dir,
+        time.monotonic() - started,
+        torch.get_num_threads(),
+        os.environ.get("OMP_WAIT_POLICY", "unset"),
+    )
     state.engine = engine
     state.context_len = loaded.context_len
     state.max_token_chars = _longest_token_chars(loaded.tokenizer)

@@ -32,7 +32,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ATTENTION_NAME", "Chunk", "SlotCache", "Step", "install", "slot_attention"]
+from kubellm.serving.scheduling import Chunk
+
+__all__ = ["ATTENTION_NAME", "SlotCache", "Step", "install", "slot_attention"]
 
 ATTENTION_NAME = "kubellm_slots"
 _GROW = 256  # capacity grows in multiples of this many positions
@@ -130,16 +132,6 @@ class SlotCache:
                     t[a, :, :len_b] = t[b, :, :len_b]
                 if len_a > 0:
                     t[b, :, :len_a] = saved
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A run of prompt tokens of one sequence: flat tokens ``[token_start, +length)``."""
-
-    token_start: int
-    slot: int
-    start_pos: int
-    length: int
 
 
 @dataclass

@@ -11,8 +11,20 @@ live here, unit-tested without a model, and the loop stays a thin executor of th
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
-__all__ = ["finish_reason", "plan_admission", "plan_chunks", "plan_compaction"]
+__all__ = ["Chunk", "finish_reason", "plan_admission", "plan_chunks", "plan_compaction"]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of prompt tokens of one sequence: flat tokens ``[token_start, +length)`` of a
+    step, written to ``slot`` from position ``start_pos`` on."""
+
+    token_start: int
+    slot: int
+    start_pos: int
+    length: int
 
 
 def plan_admission(

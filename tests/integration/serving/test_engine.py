@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from kubellm.serving.engine import Engine, EngineConfig, ErrorEvent, FinishEvent, TokenEvent
+from kubellm.serving.engine import Engine, EngineConfig
 from kubellm.serving.errors import Overloaded
 from kubellm.serving.loading import LoadedModel, load_model
-from kubellm.serving.sampling import SamplingParams
+from kubellm.serving.streams import ErrorEvent, FinishEvent, SamplingParams, TokenEvent
 
 GREEDY = SamplingParams(temperature=0.0)
 
@@ -197,14 +197,14 @@ def test_one_failing_request_does_not_stop_the_others(
     def engine_seq_is_poisoned() -> bool:
         return bool(current.get("poisoned"))
 
-    original_advance = engine._advance
+    original_advance = engine.scheduler._advance
 
     def advance(seq: Any, token: int) -> None:
         current["poisoned"] = seq.prompt_ids == poison
         original_advance(seq, token)
 
     monkeypatch.setattr(loaded.tokenizer, "decode", decode)
-    monkeypatch.setattr(engine, "_advance", advance)
+    monkeypatch.setattr(engine.scheduler, "_advance", advance)
     healthy = engine.submit(_ids(loaded, "Hi"), GREEDY, 20)
     bad = engine.submit(poison, GREEDY, 20)
     events = []

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import torch
 
-from kubellm.serving.kvslots import Chunk, SlotCache, Step, slot_attention
+from kubellm.serving.kvslots import SlotCache, Step, slot_attention
+from kubellm.serving.scheduling import Chunk
 
 HEADS, KV_HEADS, DIM = 4, 2, 8
 LAYER = SimpleNamespace(layer_idx=0)

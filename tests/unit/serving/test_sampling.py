@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kubellm.serving.sampling import (
-    SamplingParams,
-    check_stop,
-    make_generator,
-    next_tokens,
-    sample_row,
-)
+from kubellm.serving.detokenizing import check_stop
+from kubellm.serving.sampling import make_generator, next_tokens, sample_row
+from kubellm.serving.streams import SamplingParams
 
 
 def test_temperature_zero_is_argmax_for_every_row() -> None:
