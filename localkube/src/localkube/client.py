@@ -5,7 +5,8 @@ kube-controller-manager and kubelet: they list, watch and patch over HTTP and ne
 the server's storage. That keeps the emulator honest (every controller write goes through
 validation, resourceVersion and watch fan-out) and lets the controllers be pointed at any
 server. The `kubernetes` package is synchronous and heavy, so this is a thin aiohttp layer
-with just the verbs the controllers need.
+with just the verbs the controllers need. The table of kinds and the error are kubellm's
+(`kubellm.api.rest`), shared with its operator and gateway.
 """
 
 from __future__ import annotations
@@ -14,10 +15,23 @@ import json
 import logging
 import ssl
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from kubellm.api.rest import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    EVENTS,
+    HPAS,
+    JOBS,
+    PODS,
+    REPLICASETS,
+    SECRETS,
+    SERVICES,
+    ApiError,
+    Resource,
+)
 
 __all__ = [
     "CONFIGMAPS",
@@ -39,62 +53,6 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Where a kind lives in the URL space: `/api/v1/...` or `/apis/<g>/<v>/...`."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool = True
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-            if sub:
-                base += f"/{sub}"
-        return base
-
-
-PODS = Resource("", "v1", "pods", "Pod")
-SERVICES = Resource("", "v1", "services", "Service")
-CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
-SECRETS = Resource("", "v1", "secrets", "Secret")
-EVENTS = Resource("", "v1", "events", "Event")
-DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
-REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet")
-JOBS = Resource("batch", "v1", "jobs", "Job")
-HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler")
-
-
-class ApiError(Exception):
-    """A non-2xx answer; `status` is the HTTP code, `body` the decoded Status (if any)."""
-
-    def __init__(self, status: int, body: Any, method: str = "", path: str = "") -> None:
-        self.status = status
-        self.body = body
-        reason = body.get("reason", "") if isinstance(body, dict) else ""
-        message = body.get("message", "") if isinstance(body, dict) else str(body)[:200]
-        super().__init__(f"{method} {path}: {status} {reason} {message}".strip())
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def conflict(self) -> bool:
-        return self.status == 409
 
 
 class WatchExpired(Exception):
@@ -164,7 +122,9 @@ class KubeClient:
             except json.JSONDecodeError:
                 decoded = text
             if resp.status >= 400:
-                raise ApiError(resp.status, decoded, method, path)
+                raise ApiError.from_response(
+                    resp.status, decoded, resp.reason or "", method=method, path=path
+                )
             return decoded
 
     async def get(self, res: Resource, namespace: str | None, name: str, sub: str = "") -> JSON:
@@ -218,7 +178,13 @@ class KubeClient:
             ),
         ) as resp:
             if resp.status >= 400:
-                raise ApiError(resp.status, await resp.text(), "WATCH", res.path(namespace))
+                raise ApiError.from_response(
+                    resp.status,
+                    await resp.text(),
+                    resp.reason or "",
+                    method="WATCH",
+                    path=res.path(namespace),
+                )
             async for raw in resp.content:
                 line = raw.strip()
                 if not line:
@@ -229,7 +195,10 @@ class KubeClient:
                 if etype == "ERROR":
                     if obj.get("code") == 410:
                         raise WatchExpired(obj.get("message", "expired"))
-                    raise ApiError(int(obj.get("code") or 500), obj, "WATCH", res.path(namespace))
+                    code = int(obj.get("code") or 500)
+                    raise ApiError.from_response(
+                        code, obj, method="WATCH", path=res.path(namespace)
+                    )
                 yield etype, obj
 
     async def create(self, res: Resource, namespace: str | None, body: JSON) -> JSON:
