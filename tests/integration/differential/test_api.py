@@ -219,6 +219,24 @@ def test_conflicts_and_validation(pair: Pair, crds: Any) -> None:
     pair.check("errors", observe)
 
 
+def test_the_data_names_the_requests_api_version(pair: Pair, crds: Any) -> None:
+    def observe(side: Side) -> Observation:
+        w, cm, _ = _paths(pair.ns)
+        other = "example.com/v2"
+        obs: Observation = {}
+        obs["cr create"] = status(side.call("POST", w, {**widget("a"), "apiVersion": other}))
+        current = side.ok("POST", w, widget("b"))
+        obs["cr update"] = status(side.call("PUT", f"{w}/b", {**current, "apiVersion": other}))
+        obs["cr unchanged"] = side.ok("GET", f"{w}/b")["apiVersion"]
+        wrong = {"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+        obs["configmap create"] = status(side.call("POST", cm, wrong), message=False)
+        unnamed = {"metadata": {"name": "d"}}
+        obs["no apiVersion takes the request's"] = side.ok("POST", cm, unnamed)["apiVersion"]
+        return obs
+
+    pair.check("api-version-in-the-data", observe)
+
+
 def test_status_subresource(pair: Pair, crds: Any) -> None:
     def observe(side: Side) -> Observation:
         w, _, _ = _paths(pair.ns)

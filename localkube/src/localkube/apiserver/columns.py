@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .meta import dig, parse_time
+from kubellm.api.timestamps import parse_time
+
+from .meta import dig
 
 __all__ = ["BUILTIN_COLUMNS", "NAME_AND_AGE", "NAME_DESCRIPTION", "Col", "age", "human_age"]
 
@@ -49,10 +51,16 @@ def human_age(seconds: float) -> str:
     return f"{h // (24 * 365)}y"
 
 
+def _epoch(ts: Any) -> float:
+    """Seconds since the epoch; an unreadable timestamp reads as now (age 0)."""
+    moment = parse_time(ts)
+    return time.time() if moment is None else moment.timestamp()
+
+
 def age(ts: Any) -> str:
     if not ts:
         return "<unknown>"
-    return human_age(time.time() - parse_time(str(ts)))
+    return human_age(time.time() - _epoch(str(ts)))
 
 
 Col = tuple[str, str, int, Callable[[dict[str, Any]], Any]]  # name, type, priority, getter
@@ -120,8 +128,8 @@ def _job_duration(o: dict[str, Any]) -> str:
     status = o.get("status") or {}
     if not status.get("startTime"):
         return ""
-    end = parse_time(status["completionTime"]) if status.get("completionTime") else time.time()
-    return human_age(end - parse_time(status["startTime"]))
+    end = _epoch(status["completionTime"]) if status.get("completionTime") else time.time()
+    return human_age(end - _epoch(status["startTime"]))
 
 
 def _hpa_targets(o: dict[str, Any]) -> str:

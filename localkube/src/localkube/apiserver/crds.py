@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubellm.api.timestamps import now_rfc3339
+
 from .defaults import invalid
 from .kinds import ResourceKind, ScalePaths, version_priority
-from .meta import now_rfc3339
 
 __all__ = ["CLEANUP_FINALIZER", "accept_crd", "kind_from_crd", "validate_crd"]
 

@@ -13,11 +13,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubellm.api.timestamps import now_rfc3339
+
 from . import crds
 from .defaults import ClusterIPAllocator, default_and_validate, invalid
 from .errors import ApiError
 from .kinds import Registry, ResourceKind
-from .meta import clone, go_strings, now_rfc3339, random_suffix, validate_name
+from .meta import clone, go_strings, random_suffix, validate_name
 from .paging import storage_key
 from .patching import apply_patch
 from .schema import process
@@ -35,6 +37,9 @@ class WriteOptions:
     dry_run: bool = False
     field_validation: str = ""  # Strict, Warn, Ignore ("" = Warn)
     warnings: list[str] = field(default_factory=list)
+    #: the version in the request's URL, which the body's apiVersion must name (None: the
+    #: storage version, for the server's own writes)
+    version: str | None = None
 
 
 def not_found(kind: ResourceKind, name: str) -> ApiError:
@@ -137,7 +142,7 @@ class Engine:
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request must be an object")
         obj = clone(body)
-        self._check_kind(kind, obj)
+        self._check_kind(kind, obj, opts.version)
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             meta = obj["metadata"] = {}
@@ -216,15 +221,20 @@ class Engine:
             return obj
         return self.store.commit(kind.key, obj, "ADDED")
 
-    def _check_kind(self, kind: ResourceKind, obj: dict[str, Any]) -> None:
+    def _check_kind(self, kind: ResourceKind, obj: dict[str, Any], version: str | None) -> None:
+        """A body names the request's kind and version, or none (then it takes them);
+        kube-apiserver answers 400 to any other, and so does this. Stored at the storage
+        version: CRD versions share storage (no conversion)."""
         body_kind = obj.get("kind")
         if body_kind and body_kind != kind.kind:
+            raise ApiError(400, f"kind {body_kind} does not match the expected kind {kind.kind}")
+        expected = kind.api_version(version)
+        body_version = obj.get("apiVersion")
+        if body_version and body_version != expected:
             raise ApiError(
                 400,
-                f"the API version in the data ({obj.get('apiVersion')}) does not match the "
-                f"expected API version ({kind.api_version()})"
-                if body_kind == kind.kind
-                else f"kind {body_kind} does not match the expected kind {kind.kind}",
+                f"the API version in the data ({body_version}) does not match the expected "
+                f"API version ({expected})",
             )
         obj["kind"] = kind.kind
         obj["apiVersion"] = kind.api_version()
@@ -322,7 +332,9 @@ class Engine:
                 body.setdefault("metadata", {})["name"] = name
                 return self.create(kind, namespace, body, opts), True
             raise not_found(kind, name)
-        new = apply_patch(content_type, old, patch, builtin=kind.builtin)
+        # the patch applies to the object as the request's version presents it
+        seen = {**old, "apiVersion": kind.api_version(opts.version)}
+        new = apply_patch(content_type, seen, patch, builtin=kind.builtin)
         new_meta = new.get("metadata") or {}
         rv = new_meta.get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
@@ -349,7 +361,7 @@ class Engine:
             else:
                 new["status"] = status
         else:
-            self._check_kind(kind, new)
+            self._check_kind(kind, new, opts.version)
             if kind.status:
                 if "status" in old:
                     new["status"] = clone(old["status"])

@@ -313,11 +313,12 @@ class Handlers:
             raise ApiError(400, str(e)) from e
 
     # -- verbs -----------------------------------------------------------------------
-    def _write_options(self, request: web.Request) -> WriteOptions:
+    def _write_options(self, request: web.Request, version: str) -> WriteOptions:
         q = request.query
         return WriteOptions(
             dry_run=bool(q.get("dryRun")),
             field_validation=q.get("fieldValidation", ""),
+            version=version,
         )
 
     def _written(
@@ -374,7 +375,7 @@ class Handlers:
                 raise ApiError(
                     405, "the server does not allow this method on the requested resource"
                 )
-            opts = self._write_options(request)
+            opts = self._write_options(request, t.version)
             obj = engine.create(kind, t.namespace, await _read_body(request), opts)
             return self._written(request, t, obj, opts, 201)
         name = t.name
@@ -393,7 +394,7 @@ class Handlers:
             if gone and kind.key not in _RETURNS_DELETED_OBJECT:
                 return _json(deleted_status(kind, obj))
             return _json(self.present(kind, t.version, obj))
-        opts = self._write_options(request)
+        opts = self._write_options(request, t.version)
         ctype = _content_type(request)
         if verb == "patch":
             check_patch_type(ctype, builtin=kind.builtin or t.subresource == "scale")

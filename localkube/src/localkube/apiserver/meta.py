@@ -1,8 +1,8 @@
-"""Small helpers on JSON objects: copying, timestamps, names, nested paths.
+"""Small helpers on JSON objects: copying, names, nested paths.
 
 Stored objects are treated as immutable once committed; every writer works on a
-:func:`clone`. A hand-written copier is several times faster than `copy.deepcopy` on
-JSON-shaped data, and copies are on the hot path of every write.
+:func:`clone`. Copies are on the hot path of every write, so a hand-written copier does
+only what JSON-shaped data needs, without `copy.deepcopy`'s memo and type dispatch.
 """
 
 from __future__ import annotations
@@ -10,17 +10,12 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
     "clone",
     "dig",
     "go_strings",
-    "now_micro",
-    "now_rfc3339",
-    "parse_time",
     "random_suffix",
     "validate_name",
 ]
@@ -36,23 +31,6 @@ def clone(value: Any) -> Any:
     if isinstance(value, list):
         return [clone(v) if isinstance(v, dict | list) else v for v in value]
     return value
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: str) -> float:
-    """Seconds since the epoch for an RFC3339 timestamp (with or without fraction)."""
-    text = text.replace("Z", "+00:00")
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return time.time()
 
 
 def random_suffix(length: int = 5) -> str:

@@ -13,6 +13,8 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
+from kubellm.api.timestamps import format_time, parse_time
+
 __all__ = [
     "controller_ref",
     "find_condition",
@@ -33,21 +35,9 @@ _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the apiserver's generateName
 
 
 def now_str(now: dt.datetime | None = None) -> str:
-    """RFC 3339 to the second, UTC, as Kubernetes writes timestamps."""
+    """RFC 3339 to the second, UTC, as Kubernetes writes timestamps (`format_time` and
+    `parse_time` are kubellm's own, re-exported for the controllers)."""
     return format_time(now or dt.datetime.now(dt.UTC))
-
-
-def format_time(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def random_suffix(n: int = 5) -> str:
