@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kubellm.api.results import LoadTestSummary
+from kubellm.api.timestamps import format_time
 from kubellm.api.vocabulary import LoadTestVerdict
 from kubellm.loadtests.settings import LoadTestSettings
 from kubellm.loadtests.verdict import RunResult, Verdict
@@ -80,8 +81,8 @@ def build_report(
         "slo": settings.slo_text,
         "model": model,
         "settings": _settings_doc(settings),
-        "startedAt": _iso(started_at),
-        "finishedAt": _iso(finished_at),
+        "startedAt": format_time(started_at),
+        "finishedAt": format_time(finished_at),
         "wallSeconds": round(finished_at - started_at, 3),
     }
 
@@ -94,12 +95,8 @@ def error_report(message: str, *, target: str | None = None) -> dict[str, Any]:
         "reasons": [message],
         "figures": None,
         "target": target,
-        "finishedAt": _iso(time.time()),
+        "finishedAt": format_time(time.time()),
     }
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def termination_summary(doc: dict[str, Any]) -> dict[str, Any]:
