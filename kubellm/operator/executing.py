@@ -19,7 +19,7 @@ from kubellm.operator.builders import owner_reference
 from kubellm.operator.kube import ApiError, KubeApi
 from kubellm.operator.naming import SPEC_HASH_ANNOTATION, content_hash
 from kubellm.operator.observed import Observed
-from kubellm.operator.plan import Event, Plan, RegistryAction
+from kubellm.operator.planning import Event, Plan, RegistryAction
 from kubellm.redaction import redact, redact_tree
 from kubellm.registry import Registry
 

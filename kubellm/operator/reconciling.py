@@ -23,7 +23,7 @@ from kubellm.operator.config import OperatorConfig
 from kubellm.operator.executing import Ref, execute, write_outcome
 from kubellm.operator.kube import KubeApi
 from kubellm.operator.metrics import LLMS, RECONCILE_SECONDS, RECONCILES, ROLLOUTS
-from kubellm.operator.plan import plan, plan_invalid
+from kubellm.operator.planning import plan, plan_invalid
 from kubellm.operator.reading import observe
 from kubellm.registry import CircuitBreaker, Registry, TrackingUriRefused
 

@@ -10,7 +10,7 @@ from kubellm.api import parse_llm
 from kubellm.operator.executing import ChildrenRefused, execute
 from kubellm.operator.kube import ApiError
 from kubellm.operator.observed import Observed
-from kubellm.operator.plan import Plan
+from kubellm.operator.planning import Plan
 
 from .memory_kube import MemoryKube
 from .test_untrusted_inputs import _llm_object

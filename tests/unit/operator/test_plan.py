@@ -22,13 +22,8 @@ from kubellm.operator.observed import (
     ServiceState,
     TrainingProgress,
 )
-from kubellm.operator.plan import (
-    RETRY_ANNOTATION,
-    Plan,
-    parse_loadtest_message,
-    plan,
-    plan_invalid,
-)
+from kubellm.operator.planning import RETRY_ANNOTATION, Plan, plan, plan_invalid
+from kubellm.operator.verdicts import parse_loadtest_message
 
 REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ import pytest
 from kubellm.api.status import ConditionStatus, Phase
 from kubellm.operator.builders import build_loadtest_job, build_serving_deployment
 from kubellm.operator.observed import Observed
-from kubellm.operator.plan import plan
+from kubellm.operator.planning import plan
 from kubellm.testing.podsecurity import restricted_violations, workload_pod_spec
 from tests.unit.operator.test_plan import CONFIG, NOW, _candidate_ready, _cond, _llm
 

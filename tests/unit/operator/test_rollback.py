@@ -13,8 +13,7 @@ from typing import Any
 
 from kubellm.api.status import ConditionStatus
 from kubellm.operator.observed import DeploymentState, JobState, Observed, RegistryState
-from kubellm.operator.plan import RETRY_ANNOTATION, Plan, plan
-from kubellm.operator.planning import ROLLBACK_ANNOTATION
+from kubellm.operator.planning import RETRY_ANNOTATION, ROLLBACK_ANNOTATION, Plan, plan
 from tests.unit.operator.test_plan import (
     CONFIG,
     NOW,

@@ -10,8 +10,7 @@ from kubellm.api import LLM
 from kubellm.api.status import ConditionStatus, LLMStatus, Phase
 from kubellm.gateway.demand import LLMDemand
 from kubellm.operator.observed import DeploymentState, Observed, RegistryState
-from kubellm.operator.plan import Plan, plan
-from kubellm.operator.planning import Scale
+from kubellm.operator.planning import Plan, Scale, plan
 from tests.unit.operator.test_plan import CONFIG, NOW, _cond, _llm, _ready_dep, _svc, _verified
 
 

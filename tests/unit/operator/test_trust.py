@@ -12,8 +12,8 @@ from typing import Any
 
 from kubellm.api.status import ConditionStatus
 from kubellm.operator.observed import JobState, Observed, RegistryState
-from kubellm.operator.plan import plan
-from kubellm.operator.plan_trust import (
+from kubellm.operator.planning import plan
+from kubellm.operator.planning.trust import (
     PROMOTED_BY_TAG,
     PROMOTION_SIGNATURE_TAG,
     promotion_signature,

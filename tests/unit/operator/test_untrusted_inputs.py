@@ -22,7 +22,7 @@ from kubellm.operator.builders import training_hash
 from kubellm.operator.config import OperatorConfig
 from kubellm.operator.naming import training_job_name
 from kubellm.operator.observed import JobState, Observed, RegistryState, TrainingProgress
-from kubellm.operator.plan import plan
+from kubellm.operator.planning import plan
 from kubellm.operator.reading import observe, parse_progress
 from kubellm.operator.verdicts import parse_loadtest_message, parse_training_message
 from kubellm.operator.webhooks import DeliveryLog, WebhookRejected, sign, verify

@@ -1,7 +1,7 @@
-"""The vocabulary of a plan: what it can ask for, and the scratch state of one pass.
+"""The scratch state of one planning pass: the LLM, what was observed, the plan being
+built, the conditions and the status draft; and the annotations and tags the steps share.
 
-Shared by the planning steps (`plan_training`, `plan_rollout`) and the entry point
-(`plan.py`). Everything here is plain data and pure helpers.
+Everything here is plain data and pure helpers.
 """
 
 from __future__ import annotations
@@ -34,19 +34,14 @@ from kubellm.api.vocabulary import (
 )
 from kubellm.operator.config import OperatorConfig
 from kubellm.operator.observed import Observed
+from kubellm.operator.planning.plans import Event, Plan
 
 __all__ = [
-    "ACTIVE_REQUEUE",
     "RETRY_ANNOTATION",
     "ROLLBACK_ANNOTATION",
     "TOKEN_TAG",
     "VERDICT_TAG",
-    "Deletion",
-    "Event",
     "F",
-    "Plan",
-    "RegistryAction",
-    "Scale",
     "StatusDraft",
     "T",
     "U",
@@ -62,53 +57,6 @@ RETRY_ANNOTATION = "kubellm.dev/retry-rollout"
 ROLLBACK_ANNOTATION = "kubellm.dev/rollback-to"
 VERDICT_TAG = "kubellm.rollout.verdict"
 TOKEN_TAG = "kubellm.rollout.retry_token"
-ACTIVE_REQUEUE = 2.0
-
-
-@dataclass(frozen=True)
-class RegistryAction:
-    """set_alias(alias -> version) or set_tags(version, tags) on the LLM's registered model."""
-
-    kind: str  # "set_alias" | "set_tags"
-    version: str
-    alias: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Scale:
-    """Set a Deployment's replicas: only to and from zero, where no HPA can act."""
-
-    deployment: str
-    replicas: int
-
-
-@dataclass(frozen=True)
-class Deletion:
-    kind: str  # "Job" | "Deployment" | "Service" | "HorizontalPodAutoscaler" | "ConfigMap"
-    name: str
-
-
-@dataclass(frozen=True)
-class Event:
-    type: EventType
-    reason: str  # an EventReason, or a condition's Reason on its transition
-    message: str
-
-
-@dataclass
-class Plan:
-    registry: list[RegistryAction] = field(default_factory=list)
-    apply: list[dict[str, Any]] = field(default_factory=list)
-    delete: list[Deletion] = field(default_factory=list)
-    scale: list[Scale] = field(default_factory=list)
-    status: LLMStatus = field(default_factory=LLMStatus)
-    events: list[Event] = field(default_factory=list)
-    #: seconds until the next reconcile is useful; None: steady, poll at the normal interval
-    requeue_after: float | None = None
-
-    def wait(self, seconds: float = ACTIVE_REQUEUE) -> None:
-        self.requeue_after = min(self.requeue_after or seconds, seconds)
 
 
 def condition(

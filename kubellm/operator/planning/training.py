@@ -11,7 +11,8 @@ from kubellm.api.status import TrainingStatus
 from kubellm.api.vocabulary import ConditionType, EventReason, EventType, Reason, TrainingState
 from kubellm.operator.builders import build_training_job, training_hash
 from kubellm.operator.naming import training_job_name
-from kubellm.operator.planning import Deletion, F, T, Work
+from kubellm.operator.planning.plans import Deletion
+from kubellm.operator.planning.work import F, T, Work
 from kubellm.operator.verdicts import parse_training_message
 
 __all__ = ["plan_training"]

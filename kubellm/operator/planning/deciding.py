@@ -1,11 +1,9 @@
-"""The decision: from an LLM and the observed world to desired children and next status.
+"""The entry point: `plan()` runs the planning steps in order and assembles the status.
 
-`plan()` is a pure function. Everything the operator does (train, deploy a candidate,
-load-test it, promote or refuse it, retire the old release) is decided here, from the
-current observation only, so that an operator restarted at any moment recomputes the same
-plan and converges without duplicating anything. Production is the last version the
-operator verified itself (`plan_trust`): its status records each promotion, and the
-registry alias it moves is a copy for consumers of the registry, not an order to follow.
+Steps: training (`training`), which version production is (`trust`), the candidate's stage
+(`rollout`), the production release and its scaling (`rollout`, `scaling`), retiring what
+nothing wants (`rollout`), the alias check (`trust`); then conditions are merged, one
+Event is posted per condition transition, and the phase and message are derived.
 """
 
 from __future__ import annotations
@@ -26,41 +24,17 @@ from kubellm.api.vocabulary import (
 from kubellm.operator.config import OperatorConfig
 from kubellm.operator.hardening import disallowed_images
 from kubellm.operator.observed import Observed
-from kubellm.operator.plan_rollout import plan_candidate, plan_deletions, plan_production
-from kubellm.operator.plan_training import plan_training
-from kubellm.operator.plan_trust import (
+from kubellm.operator.planning.plans import Event, Plan
+from kubellm.operator.planning.rollout import plan_candidate, plan_deletions, plan_production
+from kubellm.operator.planning.training import plan_training
+from kubellm.operator.planning.trust import (
     plan_alias_drift,
     plan_rollback,
     plan_verified_production,
 )
-from kubellm.operator.planning import (
-    RETRY_ANNOTATION,
-    VERDICT_TAG,
-    Deletion,
-    Event,
-    F,
-    Plan,
-    RegistryAction,
-    StatusDraft,
-    T,
-    Work,
-    condition,
-    stamp,
-)
-from kubellm.operator.verdicts import parse_loadtest_message, parse_training_message
+from kubellm.operator.planning.work import F, StatusDraft, T, Work, condition, stamp
 
-__all__ = [
-    "RETRY_ANNOTATION",
-    "VERDICT_TAG",
-    "Deletion",
-    "Event",
-    "Plan",
-    "RegistryAction",
-    "parse_loadtest_message",
-    "parse_training_message",
-    "plan",
-    "plan_invalid",
-]
+__all__ = ["plan", "plan_invalid"]
 
 
 def _phase(w: Work, training_state: TrainingState | None, promoted: str | None) -> Phase:

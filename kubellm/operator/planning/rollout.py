@@ -43,21 +43,20 @@ from kubellm.operator.naming import (
     production_service_name,
     prompts_configmap_name,
 )
-from kubellm.operator.plan_serving import initial_replicas, plan_serving
-from kubellm.operator.plan_trust import (
+from kubellm.operator.planning.plans import Deletion, RegistryAction
+from kubellm.operator.planning.scaling import initial_replicas, plan_serving
+from kubellm.operator.planning.trust import (
     is_withdrawn,
     promotion_tags,
     record_promotion,
     retry_token,
     token_key,
 )
-from kubellm.operator.planning import (
+from kubellm.operator.planning.work import (
     RETRY_ANNOTATION,
     TOKEN_TAG,
     VERDICT_TAG,
-    Deletion,
     F,
-    RegistryAction,
     T,
     U,
     Work,

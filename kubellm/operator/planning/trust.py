@@ -36,15 +36,8 @@ from kubellm.api.resource import LLM
 from kubellm.api.status import HISTORY_LIMIT, PROMOTED_LIMIT, RollbackStatus
 from kubellm.api.vocabulary import ConditionType, EventReason, EventType, Reason, RollbackState
 from kubellm.operator.naming import content_hash
-from kubellm.operator.planning import (
-    RETRY_ANNOTATION,
-    ROLLBACK_ANNOTATION,
-    F,
-    RegistryAction,
-    T,
-    Work,
-    stamp,
-)
+from kubellm.operator.planning.plans import RegistryAction
+from kubellm.operator.planning.work import RETRY_ANNOTATION, ROLLBACK_ANNOTATION, F, T, Work, stamp
 
 __all__ = [
     "PROMOTED_BY_TAG",

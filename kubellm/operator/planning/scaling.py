@@ -27,7 +27,8 @@ from kubellm.api.status import RouteStatus, ServingStatus
 from kubellm.api.vocabulary import EventReason, EventType
 from kubellm.operator.builders import build_hpa
 from kubellm.operator.naming import deployment_name, hpa_name, production_service_name
-from kubellm.operator.planning import Deletion, Scale, Work
+from kubellm.operator.planning.plans import Deletion, Scale
+from kubellm.operator.planning.work import Work
 
 __all__ = ["initial_replicas", "plan_serving"]
 
