@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from kubellm.api import parse_llm
+from kubellm.api.results import TrainingSummary
 from kubellm.loadtests.report import termination_summary
 from kubellm.operator.config import OperatorConfig
 from kubellm.operator.kube import RestKubeApi
@@ -167,8 +168,8 @@ class World:
         """The training Job succeeds: `kubellm train` registered ``version`` and moved the
         candidate alias to it."""
         job = self.one("Job", "training")
-        summary = {"model_version": version, "run_id": "run1", "eval_loss": 2.5}
-        self.finish_job(job, json.dumps(summary))
+        summary = TrainingSummary(model_version=version, run_id="run1", eval_loss=2.5)
+        self.finish_job(job, json.dumps(summary.dump()))
         alias = self.spec.rollout.candidate_alias
         self.registry.aliases[(self.spec.model.registered_model, alias)] = version
 
