@@ -284,8 +284,8 @@ def _first_token(url: str, model: str) -> float:
 def cold_start(args: argparse.Namespace, logs: Path) -> tuple[float, float | None]:
     import yaml
 
-    from kubellm.testing.localkube import local_cluster
-    from kubellm.testing.mlflow import mlflow_server
+    from localkube.testing.localkube import local_cluster
+    from localkube.testing.mlflow import mlflow_server
 
     name = "support-bot"
     child_env = {

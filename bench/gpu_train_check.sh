@@ -86,7 +86,7 @@ train_stage() {  # name, extra args...
 }
 
 if [ "$HAVE_MLFLOW" = 1 ]; then
-  "$PY" -c "from kubellm.testing.mlflow import sqlite_tracking_uri as s; s('$WORK')" 2>/dev/null
+  "$PY" -c "from localkube.testing.mlflow import sqlite_tracking_uri as s; s('$WORK')" 2>/dev/null
   train_stage pretrain --method pretrain --architecture "$PRESET" --vocab-size "$VOCAB"
   train_stage finetune --method full --base-model models:/gpu-check@candidate
   if [ -n "${BIG_BATCH:-}" ]; then  # the same fine-tune with a larger batch (higher MFU)

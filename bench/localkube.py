@@ -28,7 +28,7 @@ TARGET_RSS_MB = 300.0
 
 
 def _serve(conn: Any) -> None:
-    from kubellm.localkube.apiserver import ApiServer
+    from localkube.apiserver import ApiServer
 
     async def main() -> None:
         server = ApiServer()

@@ -158,7 +158,7 @@ def main() -> int:
     parser.add_argument("--latency-llms", type=int, default=50)
     parser.add_argument("--scale-llms", type=int, default=1000)
     args = parser.parse_args()
-    from kubellm.localkube.apiserver.threaded import ThreadedApiServer
+    from localkube.apiserver.threaded import ThreadedApiServer
 
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:

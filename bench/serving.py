@@ -72,7 +72,7 @@ def prepare_tiny(cache: Path) -> Path:
     out = cache / "tiny-gpt2"
     if not (out / "config.json").exists():
         sys.path.insert(0, str(REPO))
-        from kubellm.testing.tiny_model import build_tiny_model
+        from localkube.testing.tiny_model import build_tiny_model
 
         build_tiny_model(out, CORPUS_FILE, train_steps=30)
     return out

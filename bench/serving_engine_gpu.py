@@ -45,7 +45,7 @@ def main() -> int:
 
     from kubellm.serving.engine import Engine, EngineConfig
     from kubellm.serving.sampling import SamplingParams
-    from kubellm.testing.tiny_model import build_tiny_model
+    from localkube.testing.tiny_model import build_tiny_model
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda")

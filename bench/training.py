@@ -114,7 +114,7 @@ def run_plain(args: argparse.Namespace) -> dict:
 
 
 def run_kubellm(args: argparse.Namespace, tmp: Path, index: int) -> dict:
-    from kubellm.testing.mlflow import sqlite_tracking_uri
+    from localkube.testing.mlflow import sqlite_tracking_uri
 
     uri = sqlite_tracking_uri(tmp)
     cmd = [

@@ -25,7 +25,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "kubellm.serving.cli",  # serve, fetch-model
     "kubellm.loadtests.cli",  # loadtest
     "kubellm.gateway.cli",  # gateway
-    "kubellm.localkube.cli",  # localkube
+    "kubellm.devtools",  # localkube (from the kubellm-localkube distribution)
     "kubellm.demo",  # demo
 )
 

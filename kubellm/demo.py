@@ -5,7 +5,7 @@ applies it with kubectl (so the operator runs as the chart's Deployment, a pod l
 other), applies `examples/tiny-pretrain.yaml`, and shows live progress until the first
 version is promoted. Then it prints how to talk to the production endpoint. Every process it
 started is stopped on exit, including on Ctrl-C, and also when the demo itself is killed
-(SIGKILL, the OOM killer, a closed terminal): a :class:`~kubellm.localkube.lifetime.Guard`
+(SIGKILL, the OOM killer, a closed terminal): a :class:`~localkube.lifetime.Guard`
 tags every process it starts and its watchdog stops them; the next demo in the same workdir
 stops whatever a dead one left and says so, and starts from a clean slate (the previous
 run's files move to `previous-run/`). A pod that is not Ready after 60 s ends the demo with
@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kubellm.localkube import lifetime
+from kubellm.devtools import LocalkubeMissing, require_localkube
 from kubellm.podhealth import NOT_READY_BOUND, StuckPod, stuck_pods
 
 __all__ = ["DemoFailure", "register"]
@@ -57,6 +57,8 @@ def render_chart(
     helm: str, mlflow_url: str, kubeconfig: Path, webhook_port: int, pass_kubeconfig: bool = True
 ) -> str:
     """The chart rendered for localkube: the operator container runs this Python."""
+    from localkube import lifetime
+
     child_env = {
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -361,8 +363,8 @@ def _print_summary(
 
 @contextlib.contextmanager
 def _services(workdir: Path, control_plane: str) -> Iterator[tuple[str, Any]]:
-    from kubellm.testing.localkube import local_cluster
-    from kubellm.testing.mlflow import mlflow_server
+    from localkube.testing.localkube import local_cluster
+    from localkube.testing.mlflow import mlflow_server
 
     with (
         mlflow_server(workdir / "mlflow", webhooks=True) as mlflow_url,
@@ -375,6 +377,9 @@ def _services(workdir: Path, control_plane: str) -> Iterator[tuple[str, Any]]:
 
 def _take_over(workdir: Path, console: Any) -> None:
     """Refuse a workdir a live demo uses; stop a dead one's leftovers; start clean."""
+    from localkube import lifetime
+    from localkube.instances import read_state
+
     try:
         state = json.loads((workdir / STATE).read_text())
     except (OSError, ValueError):
@@ -389,8 +394,6 @@ def _take_over(workdir: Path, console: Any) -> None:
         stopped = lifetime.sweep(tag) if tag else []
         left = f"stopped {len(stopped)} leftover process(es)" if stopped else "nothing was left"
         console.print(f"the demo that ran in {workdir} (pid {pid}) died without stopping; {left}")
-    from kubellm.localkube.instances import read_state
-
     cluster = read_state(workdir / "localkube")
     if cluster is not None and cluster.alive():
         raise DemoFailure(
@@ -457,7 +460,14 @@ def _interrupt(*_: Any) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; every failure ends in one sentence (the traceback goes to a file)."""
+    try:
+        require_localkube("demo")
+    except LocalkubeMissing as exc:
+        print(exc, file=sys.stderr)
+        return 1
     from rich.console import Console
+
+    from localkube import lifetime
 
     console = Console()
     workdir = Path(args.workdir).resolve()

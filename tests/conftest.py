@@ -32,7 +32,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A 2-layer GPT-2 with a BPE tokenizer trained on the example corpus (briefly trained)."""
-    from kubellm.testing.tiny_model import build_tiny_model
+    from localkube.testing.tiny_model import build_tiny_model
 
     out = tmp_path_factory.mktemp("tiny-model")
     yield build_tiny_model(out, REPO_ROOT / "examples/data/support-corpus.txt", train_steps=30)

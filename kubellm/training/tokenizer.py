@@ -15,11 +15,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubellm.testing.tiny_model import DEFAULT_CHAT_TEMPLATE
-
-__all__ = ["EOS_TOKEN", "load_or_train_tokenizer", "train_tokenizer"]
+__all__ = ["DEFAULT_CHAT_TEMPLATE", "EOS_TOKEN", "load_or_train_tokenizer", "train_tokenizer"]
 
 EOS_TOKEN = "<|endoftext|>"
+
+#: The chat template a tokenizer trained from scratch gets: "Role: content" lines, then
+#: "Assistant:" when a generation prompt is asked for.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] | capitalize }}: "
+    "{{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
 
 
 def _batches(documents: Sequence[str], size: int = 1000) -> Iterator[Sequence[str]]:

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from kubellm.testing.localkube import Cluster, local_cluster
-from kubellm.testing.mlflow import mlflow_server
+from localkube.testing.localkube import Cluster, local_cluster
+from localkube.testing.mlflow import mlflow_server
 
 REPO = Path(__file__).resolve().parents[2]
 E2E_CLUSTER = os.environ.get("KUBELLM_E2E_CLUSTER", "localkube")
@@ -286,7 +286,7 @@ def _audited_calls(path: Path) -> set[tuple[str, str, str]]:
 def _localkube_calls(log_text: str) -> set[tuple[str, str, str]]:
     calls = set()
     for line in log_text.splitlines():
-        if " ua=" not in line or "kubellm.localkube.apiserver" not in line:
+        if " ua=" not in line or "localkube.apiserver" not in line:
             continue
         if not _is_operator(line.rsplit(" ua=", 1)[1]):
             continue

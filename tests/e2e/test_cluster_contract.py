@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from kubellm.api import goyaml
-from kubellm.testing.localkube import Cluster
+from localkube.testing.localkube import Cluster
 from tests.unit.api.invalid_manifests import invalid_manifests, valid_edge_manifests
 
 from .conftest import REPO

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from kubellm.testing.localkube import Cluster
-from kubellm.testing.mlflow import mlflow_server
+from localkube.testing.localkube import Cluster
+from localkube.testing.mlflow import mlflow_server
 
 from .conftest import (
     CHART_NAMESPACE,

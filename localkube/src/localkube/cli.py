@@ -6,7 +6,7 @@ for pods and Services that no other running instance uses, and records its state
 kubeconfig, workdir, blocks, start time) in the work directory and in a per-user registry,
 so that `down --workdir` (from another shell) stops it and `status` lists every running
 instance. Stopping kills every process the kubelet started; if `up` itself is killed, its
-watchdog does (see :mod:`kubellm.localkube.lifetime`), and the next `up` in the same workdir
+watchdog does (see :mod:`localkube.lifetime`), and the next `up` in the same workdir
 stops whatever a dead instance left behind, and says so.
 """
 
@@ -22,20 +22,51 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run"]
+__all__ = ["build_parser", "main", "register", "run"]
 
 
 def default_workdir() -> Path:
     return Path(os.environ.get("KUBELLM_LOCALKUBE_DIR", Path.home() / ".kubellm" / "localkube"))
 
 
+HELP = "run a local Kubernetes API emulator with kubelet and controllers"
+DESCRIPTION = (
+    "A local Kubernetes (API server, kubelet running pods as processes, "
+    "Deployment/Job/HPA controllers, service proxy on loopback)."
+)
+
+
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "localkube",
-        help="run a local Kubernetes API emulator with kubelet and controllers",
-        description="A local Kubernetes (API server, kubelet running pods as processes, "
-        "Deployment/Job/HPA controllers, service proxy on loopback).",
+    """`kubellm localkube ...`: the kubellm command delegates here when localkube is installed."""
+    parser = subparsers.add_parser("localkube", help=HELP, description=DESCRIPTION)
+    _add_actions(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `localkube` command of its own (`localkube up`, `python -m localkube up`)."""
+    parser = argparse.ArgumentParser(prog="localkube", description=DESCRIPTION)
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default: INFO)",
     )
+    _add_actions(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run(args)
+
+
+def _add_actions(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run, localkube_command=None)
     sub = parser.add_subparsers(dest="localkube_command", metavar="ACTION")
     up = sub.add_parser(
@@ -61,7 +92,7 @@ def register(subparsers: Any) -> None:
         "--workdir",
         type=Path,
         default=None,
-        help="pod dirs, logs, pid (default ~/.kubellm/localkube)",
+        help="pod dirs, logs, pid (default ~/.localkube/src/localkube)",
     )
     up.add_argument(
         "--time-scale",
@@ -116,11 +147,11 @@ def _up(args: argparse.Namespace, workdir: Path) -> int:
     """Check the host, take over the workdir, claim address blocks, then serve until told."""
     import asyncio
 
-    from kubellm.localkube import instances
-    from kubellm.localkube.apiserver.auth import NotLoopback, check_host
-    from kubellm.localkube.controllers.faults import PodFault
-    from kubellm.localkube.lifetime import Guard
-    from kubellm.localkube.networking import loopback_aliases_work
+    from localkube import instances
+    from localkube.apiserver.auth import NotLoopback, check_host
+    from localkube.controllers.faults import PodFault
+    from localkube.lifetime import Guard
+    from localkube.networking import loopback_aliases_work
 
     try:
         check_host(args.host, allow_non_loopback=args.allow_non_loopback)
@@ -148,7 +179,7 @@ def _up(args: argparse.Namespace, workdir: Path) -> int:
 def _cluster(args: argparse.Namespace, workdir: Path, claim: Any, guard: Any) -> Any:
     """The cluster `--control-plane` names, on the claimed address blocks."""
     if args.control_plane == "real":
-        from kubellm.localkube.realkube.cluster import RealCluster
+        from localkube.realkube.cluster import RealCluster
 
         return RealCluster(
             workdir,
@@ -160,7 +191,7 @@ def _cluster(args: argparse.Namespace, workdir: Path, claim: Any, guard: Any) ->
             guard=guard,
             keep_fds=() if claim.fileno() is None else (claim.fileno(),),
         )
-    from kubellm.localkube.cluster import LocalCluster
+    from localkube.cluster import LocalCluster
 
     return LocalCluster(
         workdir,
@@ -180,8 +211,8 @@ async def _serve(
 ) -> None:
     import asyncio
 
-    from kubellm.localkube import instances
-    from kubellm.localkube.lifetime import process_start
+    from localkube import instances
+    from localkube.lifetime import process_start
 
     cluster = _cluster(args, workdir, claim, guard)
     for f in faults:
@@ -220,8 +251,8 @@ async def _serve(
 
 
 def _down(workdir: Path, timeout: float) -> int:
-    from kubellm.localkube import instances
-    from kubellm.localkube.lifetime import sweep
+    from localkube import instances
+    from localkube.lifetime import sweep
 
     state = instances.read_state(workdir)
     if state is None or not state.alive():
@@ -249,7 +280,7 @@ def _down(workdir: Path, timeout: float) -> int:
 
 
 def _healthy(state: Any) -> bool:
-    from kubellm.localkube.apiserver.auth import read_credentials
+    from localkube.apiserver.auth import read_credentials
 
     try:
         context = read_credentials(Path(state.kubeconfig)).ssl_context()
@@ -264,7 +295,7 @@ def _healthy(state: Any) -> bool:
 
 def _status(workdir: Path | None) -> int:
     """One instance (`--workdir`), or a table of every running instance of this user."""
-    from kubellm.localkube import instances
+    from localkube import instances
 
     if workdir is None:
         running = instances.running_instances()

@@ -6,10 +6,10 @@ kube-controller-manager shares its informer factory) and starts the scheduler+ku
 ReplicaSet, Deployment, Job and HPA controllers and the service proxy. Stopping it stops
 every process the kubelet started.
 
-Each cluster takes its own address blocks (a :class:`~kubellm.localkube.instances.Claim`,
+Each cluster takes its own address blocks (a :class:`~localkube.instances.Claim`,
 so that clusters running at the same time never share a pod IP or a cluster IP), its own
 random bearer token and CA (written into a 0600 kubeconfig; the API server speaks HTTPS and
-answers 401 without the token), and a :class:`~kubellm.localkube.lifetime.Guard` that tags
+answers 401 without the token), and a :class:`~localkube.lifetime.Guard` that tags
 every pod process: if the process running the cluster dies without stopping it, even by
 SIGKILL, the guard's watchdog stops them all.
 
@@ -31,10 +31,10 @@ from typing import Any
 
 from aiohttp import web
 
-from kubellm.localkube.apiserver import ApiServer
-from kubellm.localkube.apiserver.auth import new_token, write_private
-from kubellm.localkube.apiserver.certs import generate as generate_certs
-from kubellm.localkube.client import (
+from localkube.apiserver import ApiServer
+from localkube.apiserver.auth import new_token, write_private
+from localkube.apiserver.certs import generate as generate_certs
+from localkube.client import (
     CONFIGMAPS,
     DEPLOYMENTS,
     HPAS,
@@ -45,16 +45,16 @@ from kubellm.localkube.client import (
     SERVICES,
     KubeClient,
 )
-from kubellm.localkube.controllers.autoscaling import HpaController
-from kubellm.localkube.controllers.base import Clock, Controller, Informer, wait_synced
-from kubellm.localkube.controllers.deployments import DeploymentController
-from kubellm.localkube.controllers.faults import PodFault, PodFaults
-from kubellm.localkube.controllers.jobs import JobController
-from kubellm.localkube.controllers.kubelet import Kubelet
-from kubellm.localkube.controllers.replicasets import ReplicaSetController
-from kubellm.localkube.instances import Claim, claim_blocks
-from kubellm.localkube.lifetime import Guard
-from kubellm.localkube.networking import IpPool, ServiceProxy, loopback_aliases_work
+from localkube.controllers.autoscaling import HpaController
+from localkube.controllers.base import Clock, Controller, Informer, wait_synced
+from localkube.controllers.deployments import DeploymentController
+from localkube.controllers.faults import PodFault, PodFaults
+from localkube.controllers.jobs import JobController
+from localkube.controllers.kubelet import Kubelet
+from localkube.controllers.replicasets import ReplicaSetController
+from localkube.instances import Claim, claim_blocks
+from localkube.lifetime import Guard
+from localkube.networking import IpPool, ServiceProxy, loopback_aliases_work
 
 __all__ = ["LocalCluster"]
 

@@ -36,8 +36,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubellm.localkube import lifetime
-from kubellm.localkube.apiserver.auth import write_private
+from localkube import lifetime
+from localkube.apiserver.auth import write_private
 
 __all__ = [
     "CLAIM_PORT",

@@ -184,7 +184,7 @@ class Guard:
                 [
                     sys.executable,
                     "-m",
-                    "kubellm.localkube.lifetime",
+                    "localkube.lifetime",
                     "--tag",
                     self.tag,
                     "--fd",
@@ -264,7 +264,7 @@ def _watch(tag: str, fd: int, grace: float, owner: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kubellm.localkube.lifetime")
+    parser = argparse.ArgumentParser(prog="python -m localkube.lifetime")
     parser.add_argument("--tag", required=True)
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--grace", type=float, default=2.0)

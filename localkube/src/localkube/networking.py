@@ -9,7 +9,7 @@ cluster IP (from the service block, 127.96.x.y for the first instance, allocated
 server) and this module's proxy listens on `clusterIP:port` and forwards each TCP connection
 round-robin to a ready endpoint (`podIP:targetPort`), re-reading the endpoints on every
 connection, the job kube-proxy does with iptables. Instances running at the same time use
-disjoint blocks (see :mod:`kubellm.localkube.instances`).
+disjoint blocks (see :mod:`localkube.instances`).
 
 Where a platform only allows 127.0.0.1 (macOS without `ifconfig lo0 alias`), pods all get
 127.0.0.1 (so replicas must use distinct ports) and each service port is served on a free
@@ -29,9 +29,9 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from kubellm.localkube.controllers.base import Informer
-from kubellm.localkube.controllers.meta import match_labels
-from kubellm.localkube.controllers.probes import resolve_port
+from localkube.controllers.base import Informer
+from localkube.controllers.meta import match_labels
+from localkube.controllers.probes import resolve_port
 
 __all__ = ["IpPool", "ServiceProxy", "endpoints_for", "loopback_aliases_work"]
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from kubellm.localkube.realkube.controlplane import COMPONENTS, binaries_dir
-from kubellm.testing.localkube import local_cluster
+from localkube.realkube.controlplane import COMPONENTS, binaries_dir
+from localkube.testing.localkube import local_cluster
 
 from .known import Known, assert_same, load
 from .manifests import GADGET_CRD, WIDGET_CRD

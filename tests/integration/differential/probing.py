@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from kubellm.testing.localkube import Cluster
+from localkube.testing.localkube import Cluster
 
 JSON = dict[str, Any]
 MERGE = "application/merge-patch+json"

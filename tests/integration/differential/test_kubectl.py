@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from kubellm.testing.localkube import kubectl_binary
+from localkube.testing.localkube import kubectl_binary
 
 from .conftest import Observation, Pair
 from .manifests import deployment, widget, widget_yaml

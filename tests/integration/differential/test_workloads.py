@@ -14,7 +14,7 @@ import subprocess
 import time
 from typing import Any
 
-from kubellm.testing.localkube import kubectl_binary
+from localkube.testing.localkube import kubectl_binary
 
 from .conftest import Observation, Pair
 from .manifests import deployment, job, widget

@@ -16,7 +16,7 @@ import pytest
 from kubellm.gateway.catalog import Catalog
 from kubellm.gateway.proxy import Gateway, GatewaySettings, build_app, serve
 from kubellm.gateway.watching import KubeWatchClient, watch_all
-from kubellm.testing.localkube import Cluster, localkube  # noqa: F401  (session fixture)
+from localkube.testing.localkube import Cluster, localkube  # noqa: F401  (session fixture)
 from tests.integration.gateway.conftest import free_port
 from tests.integration.localkube.controllers_support import apply, namespace
 

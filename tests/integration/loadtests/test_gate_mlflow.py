@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kubellm.registry import Registry
-from kubellm.testing.mlflow import sqlite_tracking_uri
+from localkube.testing.mlflow import sqlite_tracking_uri
 
 
 def test_verdict_is_logged_as_a_run_and_tagged_on_the_model_version(fake_server, gate, tmp_path):

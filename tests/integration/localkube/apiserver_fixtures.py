@@ -17,8 +17,8 @@ from typing import Any
 import psutil
 import pytest
 
-from kubellm.localkube.apiserver.threaded import ThreadedApiServer
-from kubellm.testing.localkube import kubectl_binary
+from localkube.apiserver.threaded import ThreadedApiServer
+from localkube.testing.localkube import kubectl_binary
 
 # kubectl 1.35, as Cluster.kubectl runs it (KUBELLM_KUBECTL overrides), not whatever is on PATH
 KUBECTL: str | None = kubectl_binary()

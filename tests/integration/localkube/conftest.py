@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubellm.testing.localkube import Cluster, localkube  # noqa: F401  (session fixture)
+from localkube.testing.localkube import Cluster, localkube  # noqa: F401  (session fixture)
 
 from .controllers_support import namespace
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from kubellm.testing.localkube import Cluster
+from localkube.testing.localkube import Cluster
 
 T = TypeVar("T")
 

@@ -48,7 +48,7 @@ class RequestLog(logging.Handler):
 
 @pytest.fixture
 def request_log() -> Iterator[RequestLog]:
-    logger = logging.getLogger("kubellm.localkube.apiserver")
+    logger = logging.getLogger("localkube.apiserver")
     handler = RequestLog()
     old_level = logger.level
     logger.setLevel(logging.INFO)

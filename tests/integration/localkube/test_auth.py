@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kubellm.testing.localkube import Cluster
+from localkube.testing.localkube import Cluster
 
 from .controllers_support import apply, get, needs_kubectl, wait_for
 

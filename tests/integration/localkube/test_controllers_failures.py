@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 
-from kubellm.testing.localkube import Cluster
+from localkube.testing.localkube import Cluster
 
 from .controllers_support import apply, needs_kubectl, wait_for
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubellm.testing.localkube import Cluster
+from localkube.testing.localkube import Cluster
 
 from .controllers_support import (
     apply,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kubellm.localkube.client import DEPLOYMENTS, HPAS, PODS
-from kubellm.localkube.cluster import LocalCluster
+from localkube.client import DEPLOYMENTS, HPAS, PODS
+from localkube.cluster import LocalCluster
 
 pytest.importorskip("psutil")
 

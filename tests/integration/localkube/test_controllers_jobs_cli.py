@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kubellm.testing.localkube import Cluster, local_cluster
+from localkube.testing.localkube import Cluster, local_cluster
 
 from .controllers_support import apply, get, job, needs_kubectl, pods, wait_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubellm.testing.localkube import Cluster
+from localkube.testing.localkube import Cluster
 
 from .controllers_support import (
     apply,

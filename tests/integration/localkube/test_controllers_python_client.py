@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from kubellm.testing.localkube import Cluster
+from localkube.testing.localkube import Cluster
 
 from .controllers_support import job, pods, wait_for
 

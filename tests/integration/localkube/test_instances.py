@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from kubellm.testing.localkube import Cluster, local_cluster
+from localkube.testing.localkube import Cluster, local_cluster
 
 from .controllers_support import apply, get, needs_kubectl, pods, service, wait_for, web_deployment
 
@@ -106,7 +106,7 @@ def test_sigkilled_localkube_leaves_no_process_and_its_workdir_starts_again(tmp_
 OWNER = """
 import sys, time
 from pathlib import Path
-from kubellm.testing.localkube import local_cluster
+from localkube.testing.localkube import local_cluster
 with local_cluster(Path(sys.argv[1])) as cluster:
     print(cluster.pid, flush=True)
     time.sleep(600)
@@ -136,7 +136,7 @@ def test_killing_the_process_that_runs_a_cluster_takes_the_cluster_along(tmp_pat
 
 
 def _cluster_from(workdir: Path, pid: int, kubeconfig: Path) -> Cluster:
-    from kubellm.localkube.apiserver.auth import read_credentials
+    from localkube.apiserver.auth import read_credentials
 
     state = json.loads((workdir / "localkube.json").read_text())
     creds = read_credentials(kubeconfig)

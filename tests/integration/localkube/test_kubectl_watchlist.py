@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from kubellm.testing.localkube import KUBECTL, Cluster
 from kubellm.tools.binaries import kubectl_135
+from localkube.testing.localkube import KUBECTL, Cluster
 
 from .apiserver_fixtures import WIDGET, WIDGET_CRD
 from .controllers_support import apply, wait_for, web_deployment

@@ -10,11 +10,11 @@ import time
 
 import psutil
 
-from kubellm.localkube.lifetime import Guard, find_tagged, sweep
+from localkube.lifetime import Guard, find_tagged, sweep
 
 OWNER = """
 import signal, subprocess, sys, time
-from kubellm.localkube.lifetime import Guard, die_with_parent
+from localkube.lifetime import Guard, die_with_parent
 guard = Guard("test-owner")
 # its own session, as a pod: a process-group kill of the owner would not reach it
 detached = subprocess.Popen(

@@ -70,7 +70,7 @@ def start_server(
 @pytest.fixture(scope="session")
 def plain_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model whose tokenizer has no chat template."""
-    from kubellm.testing.tiny_model import build_tiny_model
+    from localkube.testing.tiny_model import build_tiny_model
 
     out = tmp_path_factory.mktemp("tiny-plain")
     return build_tiny_model(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from kubellm.cli import main
-from kubellm.testing.mlflow import sqlite_tracking_uri
+from localkube.testing.mlflow import sqlite_tracking_uri
 from tests.conftest import REPO_ROOT
 
 CORPUS = REPO_ROOT / "examples" / "data" / "support-corpus.txt"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 
-from kubellm.testing.mlflow import mlflow_server, sqlite_tracking_uri
+from localkube.testing.mlflow import mlflow_server, sqlite_tracking_uri
 
 
 def test_sqlite_uri_keeps_artifacts_in_the_temporary_folder(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from kubellm.testing.podsecurity import restricted_violations, workload_pod_spec
+from localkube.testing.podsecurity import restricted_violations, workload_pod_spec
 from tests.unit.chart.conftest import NAMESPACE, RELEASE, TEAMS, Renderer, Rendering
 
 

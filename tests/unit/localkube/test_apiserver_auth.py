@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubellm.localkube.apiserver import ApiServer
-from kubellm.localkube.apiserver.auth import (
+from localkube.apiserver import ApiServer
+from localkube.apiserver.auth import (
     NotLoopback,
     check_host,
     new_token,
     read_credentials,
     write_private,
 )
-from kubellm.localkube.apiserver.certs import generate
+from localkube.apiserver.certs import generate
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.64.0.9", "::1", "localhost"])

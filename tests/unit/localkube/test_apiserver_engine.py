@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from kubellm.localkube.apiserver.collecting import Collector, DeleteOptions
-from kubellm.localkube.apiserver.engine import Engine, WriteOptions
-from kubellm.localkube.apiserver.errors import ApiError
-from kubellm.localkube.apiserver.kinds import Registry, ResourceKind
-from kubellm.localkube.apiserver.storage import Store
+from localkube.apiserver.collecting import Collector, DeleteOptions
+from localkube.apiserver.engine import Engine, WriteOptions
+from localkube.apiserver.errors import ApiError
+from localkube.apiserver.kinds import Registry, ResourceKind
+from localkube.apiserver.storage import Store
 
 
 class World:

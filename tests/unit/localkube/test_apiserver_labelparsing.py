@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kubellm.localkube.apiserver.errors import ApiError
-from kubellm.localkube.apiserver.labelparsing import parse_label_selector
-from kubellm.localkube.apiserver.selectors import LabelSelector
+from localkube.apiserver.errors import ApiError
+from localkube.apiserver.labelparsing import parse_label_selector
+from localkube.apiserver.selectors import LabelSelector
 
 LABEL_VALUE_RULE = (
     "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "

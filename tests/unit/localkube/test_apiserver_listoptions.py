@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kubellm.localkube.apiserver.errors import ApiError
-from kubellm.localkube.apiserver.listoptions import (
+from localkube.apiserver.errors import ApiError
+from localkube.apiserver.listoptions import (
     NOT_OLDER_THAN,
     ListOptions,
     parse_bool,

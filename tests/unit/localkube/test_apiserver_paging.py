@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from kubellm.localkube.apiserver.errors import ApiError
-from kubellm.localkube.apiserver.paging import paginate, storage_key
+from localkube.apiserver.errors import ApiError
+from localkube.apiserver.paging import paginate, storage_key
 
 
 def _cm(ns: str, name: str) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kubellm.localkube.apiserver.errors import ApiError
-from kubellm.localkube.apiserver.patching import (
+from localkube.apiserver.errors import ApiError
+from localkube.apiserver.patching import (
     apply_patch,
     json_patch,
     merge_patch,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubellm.localkube.apiserver.schema import process
+from localkube.apiserver.schema import process
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kubellm.localkube.apiserver.errors import ApiError
-from kubellm.localkube.apiserver.selectors import (
+from localkube.apiserver.errors import ApiError
+from localkube.apiserver.selectors import (
     FieldSelector,
     LabelSelector,
     match_label_selector_object,

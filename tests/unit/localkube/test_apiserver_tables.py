@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kubellm.localkube.apiserver.kinds import Registry, ResourceKind
-from kubellm.localkube.apiserver.tables import build_table, human_age, jsonpath_values
+from localkube.apiserver.kinds import Registry, ResourceKind
+from localkube.apiserver.tables import build_table, human_age, jsonpath_values
 
 OBJ = {
     "metadata": {"name": "w", "namespace": "ns", "labels": {"a": "b"}},

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kubellm.localkube.controllers.dns import PODSITE, records
+from localkube.controllers.dns import PODSITE, records
 
 
 def _svc(name: str, ip: str, ns: str = "default", selector: dict[str, str] | None = None) -> Any:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from kubellm.localkube.controllers.env import EnvError, Sources, build_env, expand, map_paths
+from localkube.controllers.env import EnvError, Sources, build_env, expand, map_paths
 
 INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 

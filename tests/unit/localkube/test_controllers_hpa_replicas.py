@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubellm.localkube.controllers.replicas import (
+from localkube.controllers.replicas import (
     clamp,
     desired_replicas,
     metric_from_text,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from kubellm.localkube.controllers.jobstatus import decide, format_indexes, retry_delay
+from localkube.controllers.jobstatus import decide, format_indexes, retry_delay
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from kubellm.localkube.controllers.faults import (
+from localkube.controllers.faults import (
     FAULT_ANNOTATION,
     PodFault,
     PodFaults,
     parse_annotation,
 )
-from kubellm.localkube.controllers.podstatus import (
+from localkube.controllers.podstatus import (
     ContainerRecord,
     crashloop_delay,
     exit_code_of,
@@ -16,7 +16,7 @@ from kubellm.localkube.controllers.podstatus import (
     pod_phase,
     termination_message,
 )
-from kubellm.localkube.networking import IpPool, endpoints_for
+from localkube.networking import IpPool, endpoints_for
 
 
 def rec(state, restarts=0):

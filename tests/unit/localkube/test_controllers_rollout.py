@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubellm.localkube.controllers.rollout import (
+from localkube.controllers.rollout import (
     ReplicaSetView,
     new_rs_replicas,
     old_rs_scale_down,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kubellm.localkube import instances
-from kubellm.localkube.instances import AddressBlocks, InstanceState, claim_blocks
+from localkube import instances
+from localkube.instances import AddressBlocks, InstanceState, claim_blocks
 
 
 def test_slots_are_disjoint_and_never_overlap_the_service_blocks():
@@ -26,7 +26,7 @@ def test_slots_are_disjoint_and_never_overlap_the_service_blocks():
 
 
 def test_the_claim_marker_is_outside_what_the_pod_pool_hands_out():
-    from kubellm.localkube.networking import IpPool
+    from localkube.networking import IpPool
 
     blocks = AddressBlocks.for_slot(3)
     assert blocks.marker == "127.67.255.255"

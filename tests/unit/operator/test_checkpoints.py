@@ -18,7 +18,7 @@ from kubellm.operator.executing import execute
 from kubellm.operator.observed import JobState, Observed
 from kubellm.operator.permissions import OPERATOR_PERMISSIONS, as_triples
 from kubellm.operator.planning import plan
-from kubellm.testing.podsecurity import restricted_violations
+from localkube.testing.podsecurity import restricted_violations
 from tests.unit.operator.memory_kube import MemoryKube
 from tests.unit.operator.test_plan import CONFIG, NOW, _kinds, _llm, _train_name
 

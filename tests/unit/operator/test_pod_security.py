@@ -1,6 +1,6 @@
 """Issue 12, item 4: workload pods are hardened, images allowlisted, the API key wired.
 
-The restricted Pod Security Standard is checked by `kubellm.testing.podsecurity`, a pure
+The restricted Pod Security Standard is checked by `localkube.testing.podsecurity`, a pure
 checker of its rules (tested first, rule by rule), against every pod the operator renders.
 """
 
@@ -16,7 +16,7 @@ from kubellm.api.status import ConditionStatus, Phase
 from kubellm.operator.builders import build_loadtest_job, build_serving_deployment
 from kubellm.operator.observed import Observed
 from kubellm.operator.planning import plan
-from kubellm.testing.podsecurity import restricted_violations, workload_pod_spec
+from localkube.testing.podsecurity import restricted_violations, workload_pod_spec
 from tests.unit.operator.test_plan import CONFIG, NOW, _candidate_ready, _cond, _llm
 
 # -- the checker -------------------------------------------------------------------------

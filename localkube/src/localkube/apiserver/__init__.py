@@ -8,7 +8,7 @@ global resourceVersion, watches with bookmarks and in-stream 410s, the four patc
 status/scale subresources, finalizers and garbage collection, CRDs with schema and CEL
 validation, Tables for `kubectl get`, and request-level fault injection.
 
-Division of labour with the simulated controllers (`kubellm.localkube.controllers`):
+Division of labour with the simulated controllers (`localkube.controllers`):
 
 * The server runs no pods. The kubelet watches pods and writes their status through
   `/status`, and writes container logs to `<log_dir>/<ns>/<pod>/<container>.log`
@@ -38,7 +38,7 @@ on a loopback address unless `allow_non_loopback` is set.
 Fault injection: :attr:`ApiServer.faults` (a :class:`FaultInjector`), also reachable as
 `POST /_localkube/faults` with the JSON bodies documented in :mod:`.faults`.
 `GET /_localkube/healthz` answers "ok". Each request is logged at INFO on the logger
-`kubellm.localkube.apiserver` as `METHOD PATH STATUS MS`.
+`localkube.apiserver` as `METHOD PATH STATUS MS`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ from .storage import CLOSE, Event, Store
 
 __all__ = ["ApiServer", "Fault", "FaultInjector"]
 
-log = logging.getLogger("kubellm.localkube.apiserver")
+log = logging.getLogger("localkube.apiserver")
 
 CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
 

@@ -35,7 +35,7 @@ from .storage import Event
 
 __all__ = ["Collector", "DeleteOptions"]
 
-log = logging.getLogger("kubellm.localkube.apiserver")
+log = logging.getLogger("localkube.apiserver")
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"

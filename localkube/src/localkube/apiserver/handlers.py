@@ -39,7 +39,7 @@ from .watching import WatchRequest, stream_watch
 
 __all__ = ["Handlers", "log_requests"]
 
-log = logging.getLogger("kubellm.localkube.apiserver")
+log = logging.getLogger("localkube.apiserver")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 __all__ = ["Event", "Store", "Watcher"]
 
-log = logging.getLogger("kubellm.localkube.apiserver")
+log = logging.getLogger("localkube.apiserver")
 
 ObjKey = tuple[str, str]  # (namespace or "", name)
 

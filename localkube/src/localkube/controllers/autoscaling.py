@@ -21,17 +21,17 @@ from typing import Any
 
 import aiohttp
 
-from kubellm.localkube.client import HPAS, ApiError, KubeClient, Resource
-from kubellm.localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
-from kubellm.localkube.controllers.meta import match_selector, now_str, set_condition
-from kubellm.localkube.controllers.replicas import (
+from localkube.client import HPAS, ApiError, KubeClient, Resource
+from localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
+from localkube.controllers.meta import match_selector, now_str, set_condition
+from localkube.controllers.replicas import (
     clamp,
     desired_replicas,
     metric_from_text,
     parse_quantity,
     stabilize,
 )
-from kubellm.localkube.controllers.replicasets import pod_is_ready
+from localkube.controllers.replicasets import pod_is_ready
 
 __all__ = ["HpaController"]
 

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kubellm.localkube.client import EVENTS, ApiError, KubeClient, Resource, WatchExpired
-from kubellm.localkube.controllers.meta import key_of, now_str, random_string
+from localkube.client import EVENTS, ApiError, KubeClient, Resource, WatchExpired
+from localkube.controllers.meta import key_of, now_str, random_string
 
 __all__ = ["Clock", "Controller", "EventRecorder", "Informer", "WorkQueue"]
 

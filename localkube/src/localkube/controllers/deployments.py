@@ -14,9 +14,9 @@ import datetime as dt
 import logging
 from typing import Any
 
-from kubellm.localkube.client import DEPLOYMENTS, REPLICASETS, ApiError, KubeClient
-from kubellm.localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
-from kubellm.localkube.controllers.meta import (
+from localkube.client import DEPLOYMENTS, REPLICASETS, ApiError, KubeClient
+from localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
+from localkube.controllers.meta import (
     find_condition,
     is_owned_by,
     now_str,
@@ -24,8 +24,8 @@ from kubellm.localkube.controllers.meta import (
     parse_time,
     set_condition,
 )
-from kubellm.localkube.controllers.replicasets import owner_key
-from kubellm.localkube.controllers.rollout import (
+from localkube.controllers.replicasets import owner_key
+from localkube.controllers.rollout import (
     HASH_LABEL,
     ReplicaSetView,
     new_rs_replicas,

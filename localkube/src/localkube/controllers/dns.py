@@ -3,7 +3,7 @@
 A pod here is a local process on the host's resolver, which knows nothing of Services. The
 kubelet therefore keeps one small JSON file of records (Service names to cluster IPs, or to
 ready pod IPs for headless Services; `<hostname>.<subdomain>.<ns>.svc` to pod IPs) and every
-Python container imports `kubellm/localkube/podsite/sitecustomize.py`, which answers those
+Python container imports `localkube/src/localkube/podsite/sitecustomize.py`, which answers those
 names from the file before asking the system resolver. All of kubellm's containers are
 Python, so this covers what they call (MLflow, the candidate Service, torchrun peers);
 a non-Python process still needs cluster IPs. The records are computed by a pure function.
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kubellm.localkube.controllers.base import Informer
+from localkube.controllers.base import Informer
 
 __all__ = ["DOMAIN", "ClusterDns", "records"]
 

@@ -13,10 +13,10 @@ import datetime as dt
 import logging
 from typing import Any
 
-from kubellm.localkube.client import JOBS, PODS, ApiError, KubeClient
-from kubellm.localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
-from kubellm.localkube.controllers.jobstatus import INDEX_KEY, decide
-from kubellm.localkube.controllers.meta import controller_ref, is_owned_by, owner_reference
+from localkube.client import JOBS, PODS, ApiError, KubeClient
+from localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
+from localkube.controllers.jobstatus import INDEX_KEY, decide
+from localkube.controllers.meta import controller_ref, is_owned_by, owner_reference
 
 __all__ = ["JobController", "job_pod"]
 

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubellm.localkube.controllers.meta import find_condition, format_time, parse_time
+from localkube.controllers.meta import find_condition, format_time, parse_time
 
 __all__ = ["INDEX_KEY", "JobDecision", "decide", "format_indexes", "pod_index", "retry_delay"]
 

@@ -28,14 +28,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubellm.localkube.client import PODS, ApiError, KubeClient
-from kubellm.localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
-from kubellm.localkube.controllers.dns import ClusterDns
-from kubellm.localkube.controllers.env import Sources
-from kubellm.localkube.controllers.faults import PodFaults
-from kubellm.localkube.controllers.podruntime import PodRuntime
-from kubellm.localkube.lifetime import Guard
-from kubellm.localkube.networking import IpPool
+from localkube.client import PODS, ApiError, KubeClient
+from localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
+from localkube.controllers.dns import ClusterDns
+from localkube.controllers.env import Sources
+from localkube.controllers.faults import PodFaults
+from localkube.controllers.podruntime import PodRuntime
+from localkube.lifetime import Guard
+from localkube.networking import IpPool
 
 __all__ = ["NODE_NAME", "Kubelet", "PodSetup"]
 

@@ -20,11 +20,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubellm.localkube.client import PODS, ApiError
-from kubellm.localkube.controllers.env import EnvError, build_env, expand, map_paths
-from kubellm.localkube.controllers.faults import PodFault
-from kubellm.localkube.controllers.meta import now_str
-from kubellm.localkube.controllers.podstatus import (
+from localkube.client import PODS, ApiError
+from localkube.controllers.env import EnvError, build_env, expand, map_paths
+from localkube.controllers.faults import PodFault
+from localkube.controllers.meta import now_str
+from localkube.controllers.podstatus import (
     ContainerRecord,
     crashloop_delay,
     exit_code_of,
@@ -32,12 +32,12 @@ from kubellm.localkube.controllers.podstatus import (
     pod_phase,
     termination_message,
 )
-from kubellm.localkube.controllers.probes import ProbeTracker, run_probe
-from kubellm.localkube.controllers.volumes import container_mounts, materialise_volumes
-from kubellm.localkube.lifetime import die_with_parent
+from localkube.controllers.probes import ProbeTracker, run_probe
+from localkube.controllers.volumes import container_mounts, materialise_volumes
+from localkube.lifetime import die_with_parent
 
 if TYPE_CHECKING:
-    from kubellm.localkube.controllers.kubelet import Kubelet
+    from localkube.controllers.kubelet import Kubelet
 
 __all__ = ["PodRuntime"]
 

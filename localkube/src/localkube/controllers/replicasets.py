@@ -13,9 +13,9 @@ import datetime as dt
 import logging
 from typing import Any
 
-from kubellm.localkube.client import PODS, REPLICASETS, ApiError, KubeClient
-from kubellm.localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
-from kubellm.localkube.controllers.meta import (
+from localkube.client import PODS, REPLICASETS, ApiError, KubeClient
+from localkube.controllers.base import Clock, Controller, EventRecorder, Informer, Key
+from localkube.controllers.meta import (
     controller_ref,
     find_condition,
     is_owned_by,

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kubellm.localkube.controllers.env import EnvError
+from localkube.controllers.env import EnvError
 
 __all__ = ["container_mounts", "materialise_volumes"]
 

@@ -17,11 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
-from kubellm.localkube.cluster import POD_FAULTS_PATH, pod_faults_endpoint
-from kubellm.localkube.controllers.faults import PodFaults
-from kubellm.localkube.lifetime import Guard
-from kubellm.localkube.realkube.controlplane import ControlPlane
-from kubellm.localkube.realkube.node import RealNode
+from localkube.cluster import POD_FAULTS_PATH, pod_faults_endpoint
+from localkube.controllers.faults import PodFaults
+from localkube.lifetime import Guard
+from localkube.realkube.controlplane import ControlPlane
+from localkube.realkube.node import RealNode
 
 __all__ = ["RealCluster"]
 

@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubellm.localkube.realkube.kubeconfig import write_kubeconfig
-from kubellm.localkube.realkube.pki import Credentials, Pki, generate
+from localkube.realkube.kubeconfig import write_kubeconfig
+from localkube.realkube.pki import Credentials, Pki, generate
 
 __all__ = ["ControlPlane", "ControlPlaneError", "binaries_dir", "free_port"]
 

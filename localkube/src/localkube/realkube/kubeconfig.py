@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kubellm.localkube.realkube.pki import Credentials
+from localkube.realkube.pki import Credentials
 
 __all__ = ["kubeconfig_dict", "write_kubeconfig", "write_token_kubeconfig"]
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubellm.localkube.client import (
+from localkube.client import (
     CONFIGMAPS,
     HPAS,
     PODS,
@@ -36,16 +36,16 @@ from kubellm.localkube.client import (
     KubeClient,
     Resource,
 )
-from kubellm.localkube.controllers.autoscaling import HpaController
-from kubellm.localkube.controllers.base import Clock, Controller, Informer, wait_synced
-from kubellm.localkube.controllers.env import EnvError
-from kubellm.localkube.controllers.faults import PodFaults
-from kubellm.localkube.controllers.kubelet import NODE_NAME, Kubelet
-from kubellm.localkube.controllers.meta import now_str
-from kubellm.localkube.lifetime import Guard
-from kubellm.localkube.networking import IpPool, ServiceProxy, loopback_aliases_work
-from kubellm.localkube.realkube.kubeconfig import write_token_kubeconfig
-from kubellm.localkube.realkube.pki import Pki
+from localkube.controllers.autoscaling import HpaController
+from localkube.controllers.base import Clock, Controller, Informer, wait_synced
+from localkube.controllers.env import EnvError
+from localkube.controllers.faults import PodFaults
+from localkube.controllers.kubelet import NODE_NAME, Kubelet
+from localkube.controllers.meta import now_str
+from localkube.lifetime import Guard
+from localkube.networking import IpPool, ServiceProxy, loopback_aliases_work
+from localkube.realkube.kubeconfig import write_token_kubeconfig
+from localkube.realkube.pki import Pki
 
 __all__ = ["NODES", "RealNode"]
 

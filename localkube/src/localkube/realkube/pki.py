@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kubellm.localkube.apiserver.certs import new_ca
+from localkube.apiserver.certs import new_ca
 
 __all__ = ["Credentials", "Pki", "generate"]
 

@@ -1,5 +1,5 @@
-"""Test support shipped with the package: tiny models and local services.
+"""Test support: a local cluster, an MLflow server, tiny models, a pod-security checker.
 
-Kept in the package (not only under tests/) because benchmarks and `kubellm demo` use the
-same tiny model builder, and because the e2e tests of a downstream cluster can reuse it.
+In the localkube distribution, not in the product: the tests, the benchmarks and
+`kubellm demo` share them, and the e2e tests of a downstream cluster can reuse them.
 """

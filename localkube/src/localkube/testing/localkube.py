@@ -7,7 +7,7 @@ process it started (pods included) outlives it.
 
 Use in a conftest::
 
-    from kubellm.testing.localkube import localkube  # noqa: F401  (session fixture)
+    from localkube.testing.localkube import localkube  # noqa: F401  (session fixture)
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from kubellm.localkube.apiserver.auth import Credentials, read_credentials
-from kubellm.localkube.lifetime import die_with_parent
+from localkube.apiserver.auth import Credentials, read_credentials
+from localkube.lifetime import die_with_parent
 
 __all__ = ["Cluster", "kubectl_binary", "local_cluster", "localkube"]
 

@@ -12,7 +12,7 @@ Two ways to get an MLflow that needs no network and leaves nothing behind:
   Started lean (one worker, no job runner: ~6 s and ~0.5 GB instead of 16 s and 2.7 GB),
   and always stopped with its whole process group, so no process outlives the caller; if
   the caller is killed, the kernel kills the server (PR_SET_PDEATHSIG) and a watchdog
-  (:class:`kubellm.localkube.lifetime.Guard`) stops the workers it had started.
+  (:class:`localkube.lifetime.Guard`) stops the workers it had started.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kubellm.localkube.lifetime import Guard, die_with_parent
+from localkube.lifetime import Guard, die_with_parent
 
 __all__ = [
     "MlflowServerError",

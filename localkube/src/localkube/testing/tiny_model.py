@@ -9,18 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DEFAULT_CHAT_TEMPLATE", "build_tiny_model", "example_corpus_path"]
+from kubellm.training.tokenizer import DEFAULT_CHAT_TEMPLATE
 
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ message['role'] | capitalize }}: "
-    "{{ message['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}Assistant:{% endif %}"
-)
+__all__ = ["DEFAULT_CHAT_TEMPLATE", "build_tiny_model", "example_corpus_path"]
 
 
 def example_corpus_path() -> Path:
-    """The example corpus shipped in the repository's examples/data (source checkouts)."""
-    return Path(__file__).resolve().parents[2] / "examples" / "data" / "support-corpus.txt"
+    """The example corpus in the repository's examples/data (source checkouts)."""
+    return Path(__file__).resolve().parents[4] / "examples" / "data" / "support-corpus.txt"
 
 
 def build_tiny_model(
