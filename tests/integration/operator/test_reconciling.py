@@ -97,6 +97,29 @@ def test_polling_a_running_training_job_makes_zero_writes(world: World, commits:
     assert outcome.requeue_after is not None  # still polled while the Job runs
 
 
+def test_a_changed_training_spec_replaces_the_running_job(world: World) -> None:
+    world.create_llm()
+    world.reconcile()
+    old = world.one("Job", "training")["metadata"]["name"]
+    world.kube.patch(
+        "LLM", world.namespace, NAME, {"spec": {"training": {"hyperparameters": {"maxSteps": 300}}}}
+    )
+    assert world.llm()["metadata"]["generation"] == 2
+    world.operator.take()
+
+    world.reconcile()
+
+    new = world.one("Job", "training")["metadata"]["name"]
+    assert new != old
+    writes = _not_events(world.operator.take())
+    assert Write("delete", "Job", old) in writes and Write("create", "Job", new) in writes
+    assert writes.count(STATUS_WRITE) == 1
+    assert any(e["reason"] == "TrainingSuperseded" and old in e["message"] for e in world.events())
+    status = world.status()
+    assert status["observedGeneration"] == 2
+    assert status["training"]["job"] == new
+
+
 def test_a_refused_candidate_is_removed_once_and_not_tested_again(
     world: World, commits: Commits
 ) -> None:
