@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from localkube.apiserver.collecting import Collector, DeleteOptions
+from localkube.apiserver.crds import kind_from_crd
 from localkube.apiserver.engine import Engine, WriteOptions
 from localkube.apiserver.errors import ApiError
 from localkube.apiserver.kinds import Registry, ResourceKind
@@ -261,3 +262,66 @@ def test_state_file_keeps_objects_and_crds_across_restarts(tmp_path: Path) -> No
     assert second.get("/configmaps", "keep") is not None
     assert second.registry.lookup("example.com", "v1", "widgets") is not None
     assert second.store.rv == first.store.rv
+
+
+def _two_version_crd(world: World) -> ResourceKind:
+    crd = {
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "versions": [
+                {"name": "v1", "served": True, "storage": True},
+                {"name": "v2", "served": True, "storage": False},
+            ],
+        },
+    }
+    created = world.create("apiextensions.k8s.io/customresourcedefinitions", crd, ns=None)
+    world.registry.add(kind_from_crd(created))  # the server's CRD watch does this
+    return world.kind("example.com/widgets")
+
+
+def test_an_api_version_other_than_the_requests_is_refused(world: World) -> None:
+    kind = world.kind("/configmaps")
+    body = {"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    with pytest.raises(ApiError) as err:
+        world.engine.create(kind, "default", body, WriteOptions(version="v1"))
+    assert err.value.code == 400
+    assert err.value.message == (
+        "the API version in the data (apps/v1) does not match the expected API version (v1)"
+    )
+    assert world.get("/configmaps", "c") is None
+    cm = world.create("/configmaps", {"metadata": {"name": "c"}, "data": {"a": "1"}})
+    changed = {**cm, "apiVersion": "v2", "data": {"a": "2"}}
+    with pytest.raises(ApiError) as err:
+        world.engine.update(kind, "default", "c", changed, WriteOptions(version="v1"))
+    assert err.value.code == 400 and "(v2) does not match" in err.value.message
+    assert (world.get("/configmaps", "c") or {})["data"] == {"a": "1"}
+
+
+def test_a_kind_other_than_the_requests_is_refused(world: World) -> None:
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c"}}
+    with pytest.raises(ApiError) as err:
+        world.engine.create(world.kind("/configmaps"), "default", body, WriteOptions())
+    assert err.value.code == 400
+    assert err.value.message == "kind Secret does not match the expected kind ConfigMap"
+
+
+def test_any_served_version_is_written_through_its_own_url(world: World) -> None:
+    kind = _two_version_crd(world)
+    body = {"apiVersion": "example.com/v2", "kind": "Widget", "metadata": {"name": "w"}}
+    created = world.engine.create(kind, "default", body, WriteOptions(version="v2"))
+    assert created["apiVersion"] == "example.com/v1"  # stored at the storage version
+    merge = "application/merge-patch+json"
+    labels = {"metadata": {"labels": {"size": "2"}}}
+    patched, _ = world.engine.patch(kind, "default", "w", merge, labels, WriteOptions(version="v2"))
+    assert patched["metadata"]["labels"] == {"size": "2"}
+    assert patched["apiVersion"] == "example.com/v1"
+    with pytest.raises(ApiError) as err:
+        world.engine.create(
+            kind, "default", {**body, "metadata": {"name": "x"}}, WriteOptions(version="v1")
+        )
+    assert "(example.com/v2) does not match the expected API version (example.com/v1)" in (
+        err.value.message
+    )
