@@ -26,6 +26,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kubellm.api.timestamps import format_time
+
 from . import crds
 from .engine import Engine, not_found
 from .errors import ApiError
@@ -135,7 +137,7 @@ class Collector:
             if finalizers:
                 nmeta["finalizers"] = finalizers
             when = datetime.now(UTC) + timedelta(seconds=grace)
-            nmeta["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+            nmeta["deletionTimestamp"] = format_time(when)
             nmeta["deletionGracePeriodSeconds"] = grace
             if kind.has_generation:
                 nmeta["generation"] = nmeta.get("generation", 1) + 1

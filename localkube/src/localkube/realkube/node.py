@@ -26,6 +26,8 @@ from typing import Any
 
 from aiohttp import web
 
+from kubellm.api.rest import PVCS
+from kubellm.api.timestamps import now_rfc3339
 from localkube.client import (
     CONFIGMAPS,
     HPAS,
@@ -53,7 +55,6 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
-PVCS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 PVS = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 HEARTBEAT = 10.0
@@ -325,7 +326,7 @@ class RealNode:
             "spec": {
                 "holderIdentity": self.node_name,
                 "leaseDurationSeconds": 40,
-                "renewTime": _micro_now(),
+                "renewTime": now_rfc3339(micro=True),
             },
         }
         try:
@@ -343,7 +344,12 @@ class RealNode:
                     LEASES,
                     "kube-node-lease",
                     self.node_name,
-                    {"spec": {"renewTime": _micro_now(), "holderIdentity": self.node_name}},
+                    {
+                        "spec": {
+                            "renewTime": now_rfc3339(micro=True),
+                            "holderIdentity": self.node_name,
+                        }
+                    },
                 )
                 since_status += HEARTBEAT
                 if since_status >= STATUS_EVERY:
@@ -497,12 +503,6 @@ class RealNode:
 
 async def _healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok")
-
-
-def _micro_now() -> str:
-    import datetime
-
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _write_secret(path: Path, text: str) -> None:

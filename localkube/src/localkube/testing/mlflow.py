@@ -9,10 +9,11 @@ Two ways to get an MLflow that needs no network and leaves nothing behind:
   ``artifact_location`` inside ``tmp_dir`` (see docs/field-notes.md).
 - ``mlflow_server(tmp_dir)``: a real ``mlflow server`` subprocess on a free loopback port,
   for code that must talk HTTP (the operator's webhook receiver, pods in localkube).
-  Started lean (one worker, no job runner: ~6 s and ~0.5 GB instead of 16 s and 2.7 GB),
-  and always stopped with its whole process group, so no process outlives the caller; if
-  the caller is killed, the kernel kills the server (PR_SET_PDEATHSIG) and a watchdog
-  (:class:`localkube.lifetime.Guard`) stops the workers it had started.
+  Started lean (one worker, no job runner: it starts sooner and holds a fraction of the
+  default's memory), and always stopped with its whole process group, so no process
+  outlives the caller; if the caller is killed, the kernel kills the server
+  (PR_SET_PDEATHSIG) and a watchdog (:class:`localkube.lifetime.Guard`) stops the workers
+  it had started.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def sqlite_tracking_uri(tmp_dir: Path | str, *, name: str = "mlflow") -> str:
     """A ``sqlite:///`` tracking URI in ``tmp_dir`` whose experiment ``kubellm`` keeps its
     artifacts in ``tmp_dir/<name>-artifacts`` (never ``./mlruns``).
 
-    Creating the database runs MLflow's migrations (~2 s); share one per test session.
+    Creating the database runs MLflow's migrations, which take seconds: share one per test
+    session.
     """
     tmp = Path(tmp_dir).resolve()
     tmp.mkdir(parents=True, exist_ok=True)
