@@ -39,14 +39,6 @@ def _version() -> str:
         return "0.0.0+unknown"
 
 
-def _not_built(name: str) -> Handler:
-    def handler(_: argparse.Namespace) -> int:
-        print(f"kubellm {name}: not built yet", file=sys.stderr)
-        return 2
-
-    return handler
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubellm",
@@ -61,16 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            short = module_name.split(".")[-2] if module_name.endswith(".cli") else "demo"
-            sub = subparsers.add_parser(short, help=f"({short}: not built yet)")
-            sub.set_defaults(handler=_not_built(short))
-            continue
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 
