@@ -54,6 +54,7 @@ class Component(StrEnum):
     LOADTEST = "loadtest"
     PRODUCTION = "production"  # the production Service
     CANDIDATE = "candidate"  # the candidate Service
+    AUTOSCALER = "autoscaler"  # the production Deployment's HorizontalPodAutoscaler
 
 
 def content_hash(value: Any, length: int = 10) -> str:

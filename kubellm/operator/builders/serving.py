@@ -242,7 +242,7 @@ def build_hpa(llm: LLM, version: str) -> dict[str, Any]:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata(llm, hpa_name(llm.name), child_labels(llm.name, "autoscaler")),
+        "metadata": metadata(llm, hpa_name(llm.name), child_labels(llm.name, Component.AUTOSCALER)),
         "spec": {
             "scaleTargetRef": {
                 "apiVersion": "apps/v1",
