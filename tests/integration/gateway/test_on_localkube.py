@@ -13,9 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from kubellm.api.identity import API_VERSION, KIND
 from kubellm.gateway.catalog import Catalog
 from kubellm.gateway.proxy import Gateway, GatewaySettings, build_app, serve
 from kubellm.gateway.watching import KubeWatchClient, watch_all
+from kubellm.operator.naming import Component, child_labels
 from localkube.testing.localkube import Cluster, localkube  # noqa: F401  (session fixture)
 from tests.integration.gateway.conftest import free_port
 from tests.integration.localkube.controllers_support import apply, namespace
@@ -24,11 +26,7 @@ pytestmark = pytest.mark.timeout(240)
 
 REPO = Path(__file__).resolve().parents[3]
 FAKE_SERVER = REPO / "tests/integration/loadtests/fake_openai_server.py"
-LABELS = {
-    "kubellm.dev/llm": "bot",
-    "kubellm.dev/component": "serving",
-    "kubellm.dev/version": "1",
-}
+LABELS = child_labels("bot", Component.SERVING, "1")  # a serving pod, as the operator labels it
 
 
 @pytest.fixture
@@ -128,8 +126,8 @@ async def test_gateway_routes_by_status_and_holds_while_a_release_scales_from_ze
     gateway_on: str,
 ) -> None:
     manifest = {
-        "apiVersion": "kubellm.dev/v1alpha1",
-        "kind": "LLM",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "metadata": {"name": "bot"},
         "spec": {"model": {"registeredModel": "bot"}},
     }
