@@ -5,9 +5,9 @@ per attempt by default, and honours a server's ``Retry-After``: one call to a re
 takes minutes, and one to a blackholed address waits out every attempt's timeout. That
 suits a training script that must not lose its run; it does not suit the operator, whose
 every call holds a worker and the lock of one LLM, and whose reconcile loop retries
-anyway. The client reads these
-settings from the environment at every request, so a policy is applied process-wide
-(`HttpPolicy.apply`): the operator applies its own at start-up, workloads keep MLflow's.
+anyway. The client reads these settings from the environment at every request, so a policy
+is applied process-wide (`HttpPolicy.apply`): the operator applies its own at start-up,
+workloads keep MLflow's.
 """
 
 from __future__ import annotations
