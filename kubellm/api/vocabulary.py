@@ -12,6 +12,8 @@ from enum import StrEnum
 
 __all__ = [
     "CONDITION_ORDER",
+    "FAILURE_REASONS",
+    "WARNING_WHEN_TRUE",
     "CandidateState",
     "ConditionStatus",
     "ConditionType",
@@ -100,6 +102,21 @@ class Reason(StrEnum):
     # ProductionAliasDrift
     ALIAS_IN_SYNC = "AliasInSync"
     ALIAS_MOVED_OUTSIDE_OPERATOR = "AliasMovedOutsideOperator"
+
+
+#: reasons of a False condition that report a failure: their transition is a Warning Event
+FAILURE_REASONS = frozenset(
+    {
+        Reason.TRAINING_FAILED,
+        Reason.LOAD_TEST_FAILED,
+        Reason.CANDIDATE_REFUSED,
+        Reason.INVALID_SPEC,
+        Reason.PRODUCTION_STARTING,
+    }
+)
+
+#: conditions that report a problem when True; a change of their message is news too
+WARNING_WHEN_TRUE = frozenset({ConditionType.PRODUCTION_ALIAS_DRIFT})
 
 
 class EventType(StrEnum):

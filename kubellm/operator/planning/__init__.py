@@ -8,8 +8,10 @@ operator verified itself (`trust`): its status records each promotion, and the r
 alias it moves is a copy for consumers of the registry, not an order to follow.
 
 Modules: `plans` (what a plan can ask for), `work` (the scratch of one pass and the status
-draft), `deciding` (`plan()`, the entry point), and one module per step: `training`,
-`trust`, `rollout`, `scaling`.
+draft), `deciding` (`plan()`, the entry point), and one module per step, in the order
+`plan()` runs them: `training`, `trust` (which version production is), `rollout` (the
+candidate: `stages` reads its stage once, `rollout` has one function per stage),
+`production` (with `scaling`), `retiring` (what no step wants), `trust` (alias drift).
 """
 
 from kubellm.operator.planning.deciding import plan, plan_invalid

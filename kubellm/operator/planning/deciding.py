@@ -1,9 +1,10 @@
 """The entry point: `plan()` runs the planning steps in order and assembles the status.
 
 Steps: training (`training`), which version production is (`trust`), the candidate's stage
-(`rollout`), the production release and its scaling (`rollout`, `scaling`), retiring what
-nothing wants (`rollout`), the alias check (`trust`); then conditions are merged, one
-Event is posted per condition transition, and the phase and message are derived.
+(`stages`, `rollout`), the production release and its scaling (`production`, `scaling`),
+retiring what nothing wants (`retiring`), the alias check (`trust`); then conditions are
+merged, one Event is posted per condition transition, and the phase and message are
+derived.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from kubellm.api.conditions import find, merge
 from kubellm.api.resource import LLM
 from kubellm.api.status import Condition, LLMStatus
 from kubellm.api.vocabulary import (
-    CandidateState,
+    FAILURE_REASONS,
+    WARNING_WHEN_TRUE,
     ConditionType,
     EventType,
     Phase,
@@ -25,7 +27,10 @@ from kubellm.operator.config import OperatorConfig
 from kubellm.operator.hardening import disallowed_images
 from kubellm.operator.observed import Observed
 from kubellm.operator.planning.plans import Event, Plan
-from kubellm.operator.planning.rollout import plan_candidate, plan_deletions, plan_production
+from kubellm.operator.planning.production import plan_production
+from kubellm.operator.planning.retiring import plan_retirements
+from kubellm.operator.planning.rollout import plan_rollout
+from kubellm.operator.planning.stages import Rollout
 from kubellm.operator.planning.training import plan_training
 from kubellm.operator.planning.trust import (
     plan_alias_drift,
@@ -37,17 +42,12 @@ from kubellm.operator.planning.work import F, StatusDraft, T, Work, condition, s
 __all__ = ["plan", "plan_invalid"]
 
 
-def _phase(w: Work, training_state: TrainingState | None, promoted: str | None) -> Phase:
+def _phase(w: Work, training_state: TrainingState | None, rollout: Rollout) -> Phase:
     conds = {c.type: c for c in w.conditions}
-    cand = w.status.candidate
     if training_state in (TrainingState.PENDING, TrainingState.RUNNING):
         return Phase.TRAINING
-    if promoted is not None:
-        return Phase.PROMOTING
-    if cand is not None and cand.state is CandidateState.STARTING:
-        return Phase.DEPLOYING
-    if cand is not None and cand.state is CandidateState.LOAD_TESTING:
-        return Phase.LOAD_TESTING
+    if rollout.phase is not None:
+        return rollout.phase
     if conds[ConditionType.READY].status is T:
         return Phase.READY
     if training_state is TrainingState.FAILED:
@@ -57,27 +57,12 @@ def _phase(w: Work, training_state: TrainingState | None, promoted: str | None) 
     return Phase.PENDING
 
 
-_FAILURE_REASONS = frozenset(
-    {
-        Reason.TRAINING_FAILED,
-        Reason.LOAD_TEST_FAILED,
-        Reason.CANDIDATE_REFUSED,
-        Reason.INVALID_SPEC,
-        Reason.PRODUCTION_STARTING,
-    }
-)
-
-
-#: conditions that report a problem when True; a change of their message is news too
-_WARNING_WHEN_TRUE = frozenset({ConditionType.PRODUCTION_ALIAS_DRIFT})
-
-
 def _events_for_conditions(w: Work, merged: list[Condition]) -> None:
     """One Event per condition transition (a change of status or reason)."""
     before = {c.type: c for c in w.llm.status.conditions}
     for cond in merged:
         old = before.get(cond.type)
-        warn_true = cond.type in _WARNING_WHEN_TRUE and cond.status is T
+        warn_true = cond.type in WARNING_WHEN_TRUE and cond.status is T
         if (
             old is not None
             and old.status == cond.status
@@ -85,7 +70,7 @@ def _events_for_conditions(w: Work, merged: list[Condition]) -> None:
             and not (warn_true and old.message != cond.message)
         ):
             continue
-        failed = cond.status is F and cond.reason in _FAILURE_REASONS
+        failed = cond.status is F and cond.reason in FAILURE_REASONS
         kind = EventType.WARNING if failed or warn_true else EventType.NORMAL
         w.out.events.append(
             Event(kind, cond.reason, f"{cond.type}={cond.status.value}: {cond.message}")
@@ -122,17 +107,14 @@ def plan(
         w.out.requeue_after = 10.0
         return w.out
     training_state = plan_training(w)
-    production = plan_rollback(w, plan_verified_production(w))
-    promoted = plan_candidate(w, production)
-    if promoted is not None:
-        production = promoted
-    plan_production(w, production, promoted is not None)
-    plan_deletions(w, production)
-    plan_alias_drift(w, production)
+    rollout = plan_rollout(w, plan_rollback(w, plan_verified_production(w)))
+    plan_production(w, rollout)
+    plan_retirements(w, rollout.production_after)
+    plan_alias_drift(w, rollout.production_after)
 
     merged = merge(llm.status.conditions, w.conditions, now=stamp(now))
     _events_for_conditions(w, merged)
-    phase = _phase(w, training_state, promoted)
+    phase = _phase(w, training_state, rollout)
     status = LLMStatus(
         phase=phase,
         observed_generation=llm.generation,
@@ -150,8 +132,6 @@ def plan(
         message=_message(w, phase),
     )
     w.out.status = status
-    if promoted is not None:
-        w.out.wait(0.5)
     return w.out
 
 

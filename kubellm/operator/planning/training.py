@@ -64,9 +64,10 @@ def plan_training(w: Work) -> TrainingState | None:
         w.out.wait()
     else:
         for manifest in build_training_job(llm, w.config):
-            w.desired_names.add((manifest["kind"], manifest["metadata"]["name"]))
             if manifest["kind"] == "Service":
                 w.want(manifest)
+            else:  # the Job (and its checkpoint claim) exist: never patched, never re-created
+                w.keep(manifest["kind"], manifest["metadata"]["name"])
         status.started_at = job.start_time
         if job.complete:
             state = TrainingState.SUCCEEDED

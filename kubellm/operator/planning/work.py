@@ -131,11 +131,24 @@ class Work:
     out: Plan
     conditions: list[Condition] = field(default_factory=list)
     status: StatusDraft = field(default_factory=StatusDraft)
-    desired_names: set[tuple[str, str]] = field(default_factory=set)
+    #: (kind, name) of every child this pass wants, applied or kept as it is
+    desired: set[tuple[str, str]] = field(default_factory=set)
 
     def want(self, manifest: dict[str, Any]) -> None:
+        """Create ``manifest``, or patch it where its rendered spec drifted."""
         self.out.apply.append(manifest)
-        self.desired_names.add((manifest["kind"], manifest["metadata"]["name"]))
+        self.desired.add((manifest["kind"], manifest["metadata"]["name"]))
+
+    def keep(self, kind: str, name: str) -> None:
+        """An existing child stays as it is: neither written nor retired."""
+        self.desired.add((kind, name))
+
+    def service_url(self, name: str) -> str | None:
+        """The URL of an observed Service by its cluster IP (None until it has one)."""
+        svc = self.observed.services.get(name)
+        if svc is None or not svc.cluster_ip or svc.cluster_ip == "None":
+            return None
+        return f"http://{svc.cluster_ip}:{self.config.serving_port}"
 
     def condition(
         self, type_: ConditionType, status: ConditionStatus, reason: Reason, message: str
