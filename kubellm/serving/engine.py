@@ -44,17 +44,8 @@ import torch
 from kubellm.serving.errors import EngineFailure, ModelNotReady
 from kubellm.serving.kvslots import SlotCache, Step, install
 from kubellm.serving.sampling import make_generator, next_tokens
-from kubellm.serving.scheduler import (
-    CacheOp,
-    Grow,
-    Move,
-    Release,
-    Scheduler,
-    SchedulerConfig,
-    StepOutput,
-    StepPlan,
-    Swap,
-)
+from kubellm.serving.scheduler import Scheduler, SchedulerConfig, StepOutput, StepPlan
+from kubellm.serving.scheduling import CacheOp, Grow, Move, Release, Swap
 from kubellm.serving.streams import RequestStream, SamplingParams, deliver_all
 
 __all__ = ["Engine", "EngineConfig"]

@@ -27,7 +27,12 @@ from typing import Any
 from kubellm.serving.detokenizing import Decode, DecodeState, check_stop, decode_step
 from kubellm.serving.errors import EngineFailure, Overloaded
 from kubellm.serving.scheduling import (
+    CacheOp,
     Chunk,
+    Grow,
+    Move,
+    Release,
+    Swap,
     finish_reason,
     plan_admission,
     plan_chunks,
@@ -42,18 +47,7 @@ from kubellm.serving.streams import (
     TokenEvent,
 )
 
-__all__ = [
-    "CacheOp",
-    "Grow",
-    "Move",
-    "Release",
-    "Request",
-    "Scheduler",
-    "SchedulerConfig",
-    "StepOutput",
-    "StepPlan",
-    "Swap",
-]
+__all__ = ["Request", "Scheduler", "SchedulerConfig", "StepOutput", "StepPlan"]
 
 log = logging.getLogger(__name__)
 
@@ -99,42 +93,6 @@ class Request:
     @property
     def prompt_left(self) -> int:
         return len(self.prompt_ids) - self.prefilled
-
-
-# ------------------------------------------------------------------ cache operations
-@dataclass(frozen=True)
-class Grow:
-    """Make room for ``length`` positions per row, copying the ``(slot, positions)`` used."""
-
-    length: int
-    used: tuple[tuple[int, int], ...]
-
-
-@dataclass(frozen=True)
-class Move:
-    """Copy the first ``length`` positions of slot ``src`` into slot ``dst``."""
-
-    src: int
-    dst: int
-    length: int
-
-
-@dataclass(frozen=True)
-class Swap:
-    a: int
-    len_a: int
-    b: int
-    len_b: int
-
-
-@dataclass(frozen=True)
-class Release:
-    """The slot's sequence left; its memory can go back."""
-
-    slot: int
-
-
-CacheOp = Grow | Move | Swap | Release
 
 
 @dataclass

@@ -1,11 +1,13 @@
-"""Batching decisions of the engine, as pure functions of the engine's state.
+"""Batching decisions of the scheduler, as pure functions, and the vocabulary of its plans.
 
-Before each step the engine asks: how many waiting requests take a free slot now, how
+Before each step the scheduler asks: how many waiting requests take a free slot now, how
 many prompt tokens of each sequence being prefilled go into this step, and which rows
 move to close the holes that finished sequences left (decoding rows must stay in slots
 ``0..n-1`` so that attention reads them as one block). After the step it asks whether a
 sequence has finished. Each answer depends only on numbers the loop already has, so they
-live here, unit-tested without a model, and the loop stays a thin executor of these plans.
+live here, unit-tested without a model. The plans speak of prompt ``Chunk``s and of cache
+operations (``Grow``, ``Move``, ``Swap``, ``Release``) that the engine executes on its
+tensors, in order.
 """
 
 from __future__ import annotations
@@ -13,7 +15,18 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Chunk", "finish_reason", "plan_admission", "plan_chunks", "plan_compaction"]
+__all__ = [
+    "CacheOp",
+    "Chunk",
+    "Grow",
+    "Move",
+    "Release",
+    "Swap",
+    "finish_reason",
+    "plan_admission",
+    "plan_chunks",
+    "plan_compaction",
+]
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,41 @@ class Chunk:
     slot: int
     start_pos: int
     length: int
+
+
+@dataclass(frozen=True)
+class Grow:
+    """Make room for ``length`` positions per row, copying the ``(slot, positions)`` used."""
+
+    length: int
+    used: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Move:
+    """Copy the first ``length`` positions of slot ``src`` into slot ``dst``."""
+
+    src: int
+    dst: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Swap:
+    a: int
+    len_a: int
+    b: int
+    len_b: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """The slot's sequence left; its memory can go back."""
+
+    slot: int
+
+
+CacheOp = Grow | Move | Swap | Release
 
 
 def plan_admission(

@@ -10,15 +10,8 @@ from collections.abc import Sequence
 import pytest
 
 from kubellm.serving.errors import EngineFailure, ModelNotReady, Overloaded
-from kubellm.serving.scheduler import (
-    Grow,
-    Move,
-    Release,
-    Scheduler,
-    SchedulerConfig,
-    StepOutput,
-    StepPlan,
-)
+from kubellm.serving.scheduler import Scheduler, SchedulerConfig, StepOutput, StepPlan
+from kubellm.serving.scheduling import Grow, Move, Release
 from kubellm.serving.streams import (
     ErrorEvent,
     Event,
