@@ -170,7 +170,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.device == "cpu" or args.threads:
         _set_threading(int(args.threads) if args.threads else _container_cpus())
 
-    from kubellm.serving.app import ServerSettings, ServerState
+    from kubellm.serving.lifecycle import ServerSettings, ServerState
     from kubellm.serving.server import serve
 
     if not args.model:

@@ -1,9 +1,11 @@
 """Domain exceptions of the server and their one mapping onto HTTP.
 
 Routes and the engine raise these by meaning (the input is wrong, the model is not
-there, the server is full, the model is not ready); ``error_response`` is the only place
-that knows the status codes and the OpenAI error body shape, so a client sees the same
-``{"error": {message, type, param, code}}`` for every failure, as OpenAI's SDKs expect.
+there, the server is full, the model is not ready). Each class carries its HTTP status;
+``error_body`` and ``headers_for`` are the only places that know the OpenAI error body
+shape and the headers a status needs, and the app's one exception handler uses them, so
+a client sees the same ``{"error": {message, type, param, code}}`` for every failure, as
+OpenAI's SDKs expect.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ __all__ = [
     "Unauthorized",
     "error_body",
     "headers_for",
-    "status_for",
 ]
 
 
@@ -105,10 +106,6 @@ class EngineFailure(ServingError):
     status_code = 500
     error_type = "server_error"
     code = "generation_failed"
-
-
-def status_for(exc: ServingError) -> int:
-    return exc.status_code
 
 
 def error_body(exc: ServingError) -> dict[str, Any]:

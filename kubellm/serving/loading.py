@@ -1,4 +1,5 @@
-"""Where the served model comes from, and turning that into a model + tokenizer.
+"""Where the served model comes from, turning it into a model + tokenizer, and bringing
+a server from loading to ready.
 
 A serving pod gets its model either from the MLflow registry (``models:/name/3``,
 ``models:/name@production``) or from a local directory that an init container
@@ -9,24 +10,34 @@ files and another engine could read the same directory. Registry access goes thr
 MLflow's transformers flavor stores the weights in ``model/`` and the tokenizer in
 ``components/tokenizer/``; a plain ``save_pretrained`` directory has both side by side.
 ``find_tokenizer_dir`` accepts both layouts.
+
+``load_into`` is what the server runs on a thread after it starts listening: load, start
+the engine, warm it up through the same path requests take, then mark the state ready.
+torch and transformers are imported there, not at module level, so that the server
+answers ``/healthz`` while they load.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubellm.registry import find_model_dir
+if TYPE_CHECKING:
+    from kubellm.serving.lifecycle import ServerState
 
 __all__ = [
     "LoadedModel",
+    "default_served_name",
     "fetch_model",
     "find_tokenizer_dir",
     "is_registry_uri",
+    "load_into",
     "load_model",
+    "longest_token_chars",
     "resolve_dtype",
     "resolve_model_dir",
 ]
@@ -54,6 +65,8 @@ def resolve_model_dir(spec: str, tracking_uri: str | None, download_dir: Path) -
     """A local directory for ``spec`` (a registry URI is downloaded into ``download_dir``)."""
     if is_registry_uri(spec):
         return fetch_model(spec, download_dir, tracking_uri)
+    from kubellm.registry import find_model_dir
+
     path = Path(spec)
     if not path.is_dir():
         raise FileNotFoundError(f"model directory {spec!r} does not exist")
@@ -147,3 +160,64 @@ def load_model(
         eos_ids=_eos_ids(model, tokenizer),
         pad_id=int(pad),
     )
+
+
+def longest_token_chars(tokenizer: Any) -> int:
+    """No token decodes to more characters than its vocabulary entry has (byte-level BPE
+    spells each byte as one character; SentencePiece spells a space as one)."""
+    try:
+        return max(8, *(len(t) for t in tokenizer.get_vocab()))
+    except Exception:  # a tokenizer without a vocabulary listing: a generous bound
+        return 256
+
+
+def default_served_name(spec: str, model_dir: Path) -> str:
+    """The name clients send: the registered model's, or the model folder's."""
+    if is_registry_uri(spec):
+        return spec.removeprefix("models:/").split("/")[0].split("@")[0]
+    path = Path(spec)
+    return path.name or model_dir.name
+
+
+def load_into(state: ServerState) -> None:
+    """Load the model, start the engine, warm it up, then mark the state ready (blocking)."""
+    import tempfile
+
+    import torch
+
+    from kubellm.serving.engine import Engine, EngineConfig
+
+    s = state.settings
+    download_dir = s.download_dir or Path(tempfile.mkdtemp(prefix="kubellm-model-"))
+    model_dir = resolve_model_dir(s.model, s.tracking_uri, download_dir)
+    loaded = load_model(model_dir, device=s.device, chat_template=s.chat_template, dtype=s.dtype)
+    engine = Engine(
+        loaded.model,
+        loaded.tokenizer,
+        EngineConfig(
+            max_batch_size=s.max_batch_size,
+            max_queue=s.max_queue,
+            max_step_tokens=s.max_step_tokens,
+        ),
+        context_len=loaded.context_len,
+        eos_ids=loaded.eos_ids,
+        pad_id=loaded.pad_id,
+    )
+    engine.start()
+    started = time.monotonic()
+    warm_ids = loaded.tokenizer("Hello")["input_ids"] or [loaded.pad_id]
+    engine.generate(warm_ids, max_new_tokens=s.warmup_tokens, timeout=120)
+    log.info(
+        "model %s warm in %.2fs (%d torch threads, OMP_WAIT_POLICY=%s)",
+        model_dir,
+        time.monotonic() - started,
+        torch.get_num_threads(),
+        os.environ.get("OMP_WAIT_POLICY", "unset"),
+    )
+    state.engine = engine
+    state.context_len = loaded.context_len
+    state.max_token_chars = longest_token_chars(loaded.tokenizer)
+    if not state.served_name:
+        state.served_name = default_served_name(s.model, model_dir)
+    if state.status == "loading":
+        state.status = "ready"

@@ -18,7 +18,8 @@ from types import FrameType
 
 import uvicorn
 
-from kubellm.serving.app import ServerState, create_app
+from kubellm.serving.app import create_app
+from kubellm.serving.lifecycle import ServerState
 
 __all__ = ["DrainingServer", "serve"]
 

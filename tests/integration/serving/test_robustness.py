@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from kubellm.serving.app import ServerSettings, ServerState, _longest_token_chars, create_app
+from kubellm.serving.app import create_app
 from kubellm.serving.engine import Engine, EngineConfig
-from kubellm.serving.loading import LoadedModel, load_model
+from kubellm.serving.lifecycle import ServerSettings, ServerState
+from kubellm.serving.loading import LoadedModel, load_model, longest_token_chars
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def _state(loaded: LoadedModel, tokenizer: Any = None, **settings: Any) -> Serve
     )
     engine.start()
     state.engine, state.context_len = engine, loaded.context_len
-    state.max_token_chars = _longest_token_chars(loaded.tokenizer)
+    state.max_token_chars = longest_token_chars(loaded.tokenizer)
     state.status = "ready"
     return state
 
