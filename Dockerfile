@@ -44,6 +44,9 @@ RUN if ! command -v python3 >/dev/null 2>&1; then \
     && pip install --upgrade pip \
     && pip install --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION"
 
+# The product only: localkube (localkube/, the local Kubernetes and test fixtures) stays out,
+# and so does setup.py, which copies the chart and examples into wheels for `kubellm demo`
+# (a laptop command, not one a pod runs).
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY kubellm ./kubellm

@@ -35,8 +35,11 @@ from kubellm.podhealth import NOT_READY_BOUND, StuckPod, stuck_pods
 __all__ = ["DemoFailure", "register"]
 
 REPO = Path(__file__).resolve().parents[1]
+#: an installed wheel's copy of the repository's charts/kubellm and examples (setup.py)
+SHARE = Path(__file__).resolve().parent / "_share"
 NAMESPACE = "kubellm-system"
-EXAMPLE = REPO / "examples" / "tiny-pretrain.yaml"
+CHART = Path("charts") / "kubellm"
+EXAMPLE = Path("examples") / "tiny-pretrain.yaml"
 STATE = "demo.json"
 PREVIOUS = "previous-run"
 POD_CHECK_EVERY = 5.0
@@ -44,6 +47,15 @@ POD_CHECK_EVERY = 5.0
 
 class DemoFailure(RuntimeError):
     """Ends the demo: its message is the one sentence the user reads."""
+
+
+def share_root() -> Path:
+    """Where `charts/kubellm` and `examples/` are: an installed wheel's copy, else the checkout.
+
+    Both have the repository's layout, so the dataset paths the examples name (relative to
+    the repository root) resolve against the same folder.
+    """
+    return SHARE if (SHARE / CHART).is_dir() else REPO
 
 
 def _kubectl(cluster: Any, *args: str, stdin: str | None = None, check: bool = True) -> str:
@@ -54,7 +66,12 @@ def _kubectl(cluster: Any, *args: str, stdin: str | None = None, check: bool = T
 
 
 def render_chart(
-    helm: str, mlflow_url: str, kubeconfig: Path, webhook_port: int, pass_kubeconfig: bool = True
+    helm: str,
+    mlflow_url: str,
+    kubeconfig: Path,
+    webhook_port: int,
+    pass_kubeconfig: bool = True,
+    chart: Path | None = None,
 ) -> str:
     """The chart rendered for localkube: the operator container runs this Python."""
     from localkube import lifetime
@@ -112,7 +129,7 @@ def render_chart(
             helm,
             "template",
             "kubellm",
-            str(REPO / "charts" / "kubellm"),
+            str(chart or share_root() / CHART),
             "--namespace",
             NAMESPACE,
             "--include-crds",
@@ -129,19 +146,28 @@ def render_chart(
     return result.stdout
 
 
-def demo_manifest(example: Path) -> str:
+def demo_manifest(example: Path, root: Path | None = None) -> str:
     """The example LLM with its dataset path made absolute (pods run in their own dirs).
 
-    Written as JSON: PyYAML emits `3e-3` unquoted, which kubectl's YAML 1.2 parser reads as
-    a number where the CRD wants a string.
+    A relative dataset path is relative to `root` (the repository's layout: default
+    :func:`share_root`). Written as JSON: PyYAML emits `3e-3` unquoted, which kubectl's
+    YAML 1.2 parser reads as a number where the CRD wants a string.
     """
     import yaml
 
     obj = yaml.safe_load(example.read_text())
     dataset = obj["spec"]["training"]["dataset"]
     if "://" not in dataset["uri"] and not dataset["uri"].startswith("/"):
-        dataset["uri"] = str((REPO / dataset["uri"]).resolve())
+        dataset["uri"] = str(((root or share_root()) / dataset["uri"]).resolve())
     return json.dumps(obj)
+
+
+def manifest_name(manifest: str) -> str:
+    """The LLM a :func:`demo_manifest` names: the demo watches it, its endpoint serves it."""
+    name = (json.loads(manifest).get("metadata") or {}).get("name")
+    if not name:
+        raise DemoFailure("the example manifest names no LLM (metadata.name)")
+    return str(name)
 
 
 def _progress_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
@@ -326,7 +352,7 @@ def gateway_address(cluster: Any) -> str | None:
 
 
 def _print_summary(
-    console: Any, cluster: Any, status: dict[str, Any], mlflow_url: str, elapsed: float
+    console: Any, cluster: Any, status: dict[str, Any], mlflow_url: str, elapsed: float, model: str
 ) -> None:
     prod = status.get("production") or {}
     history = status.get("history") or [{}]
@@ -343,18 +369,18 @@ def _print_summary(
         out(f"production release: {prod.get('address')}  (in-cluster: {prod.get('endpoint')})")
     else:
         out(f"production endpoint: {address}  (in-cluster: {prod.get('endpoint')})")
-    answer = check_endpoint(address, "support-bot")
+    answer = check_endpoint(address, model)
     out(f"endpoint check: completion -> {answer!r}")
     out("\ntry it:")
     out(
         f"  curl -s {address}/v1/completions -H 'Content-Type: application/json' "
-        f'-d \'{{"model": "support-bot", "prompt": "Question: How do I roll back?", '
+        f'-d \'{{"model": "{model}", "prompt": "Question: How do I roll back?", '
         f'"max_tokens": 24}}\''
     )
     out(
         '  python -c "from openai import OpenAI; '
         f"c = OpenAI(base_url='{address}/v1', api_key='none'); "
-        "print(c.completions.create(model='support-bot', prompt='The operator', "
+        f"print(c.completions.create(model='{model}', prompt='The operator', "
         'max_tokens=24).choices[0].text)"'
     )
     console.print(f"\nMLflow UI: {mlflow_url}")
@@ -431,6 +457,7 @@ def _run(args: argparse.Namespace, console: Any, workdir: Path, started: float) 
             # a real cluster gives the operator pod its ServiceAccount's token: the chart's
             # RBAC then applies to it; localkube's pods get the admin kubeconfig
             pass_kubeconfig=cluster.control_plane != "real",
+            chart=args.chart,
         )
         console.print("installing the chart (helm template | kubectl apply) ...")
         _kubectl(cluster, "apply", "-f", "-", stdin=rendered)
@@ -438,10 +465,12 @@ def _run(args: argparse.Namespace, console: Any, workdir: Path, started: float) 
             cluster, "wait", "--for=condition=Established", "crd/llms.kubellm.dev", "--timeout=60s"
         )
         _wait_rollout(cluster, console, 180.0, args.not_ready_bound)
-        console.print(f"applying {EXAMPLE.relative_to(REPO)} ...")
-        _kubectl(cluster, "apply", "-f", "-", stdin=demo_manifest(EXAMPLE))
-        status = _watch(cluster, "support-bot", args.timeout, console, args.not_ready_bound)
-        _print_summary(console, cluster, status, mlflow_url, time.monotonic() - started)
+        console.print(f"applying {EXAMPLE} ...")
+        manifest = demo_manifest(share_root() / EXAMPLE)
+        name = manifest_name(manifest)
+        _kubectl(cluster, "apply", "-f", "-", stdin=manifest)
+        status = _watch(cluster, name, args.timeout, console, args.not_ready_bound)
+        _print_summary(console, cluster, status, mlflow_url, time.monotonic() - started, name)
         if args.once:
             return 0
         console.print("\n[dim]running; Ctrl-C stops every process the demo started[/]")
@@ -514,6 +543,13 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--once", action="store_true", help="exit after the first promotion")
+    p.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        help="the Helm chart to install (default: the chart installed with kubellm, or the "
+        "checkout's charts/kubellm)",
+    )
     p.add_argument(
         "--control-plane",
         choices=("localkube", "real"),
