@@ -8,8 +8,9 @@ own, so every replica's held requests count. A replica's report is used while it
 with no fresh report at all the demand is unknown (``None``) and the planner neither scales
 anything to zero nor leaves anything there.
 
-News (a request now held for an LLM, a cold start finished) triggers a reconcile of that
-LLM at once; everything else waits for the usual triggers.
+News (a request now held for an LLM, a cold start finished) nudges that LLM's reconcile
+daemon at once (see `handlers`: kopf runs the reconcile); everything else waits for the
+usual triggers.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
 from kubellm.gateway.demand import DemandReport, LLMDemand, combine, from_json
+
+if TYPE_CHECKING:
+    from kubellm.operator.reconciling import Reconciler
 
 __all__ = ["DemandBoard", "follow_demand", "poll_gateways"]
 
@@ -163,23 +167,19 @@ async def poll_gateways(
             await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
-async def follow_demand(url: str, reconciler: Any) -> None:
-    """Feed the gateways' demand to ``reconciler`` (a `Reconciler`): its plans read it, and
-    news reconciles the LLM concerned at once, off the event loop. Runs until cancelled."""
+async def follow_demand(
+    url: str, reconciler: Reconciler, nudge: Callable[[str, str, str], None]
+) -> None:
+    """Feed the gateways' demand to ``reconciler``: its plans read it, and news nudges the
+    LLM concerned (``nudge(namespace, name, why)``, on the event loop, never blocking).
+    Runs until cancelled."""
     board = DemandBoard()
     reconciler.demand = board.get
-    pending: set[asyncio.Task[Any]] = set()
 
     def on_news(namespace: str, name: str) -> None:
-        task = asyncio.create_task(
-            asyncio.to_thread(reconciler.reconcile, namespace, name, "demand")
-        )
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        nudge(namespace, name, "demand")
 
     try:
         await poll_gateways(url, board, on_news)
     finally:
         reconciler.demand = None
-        for task in pending:
-            task.cancel()

@@ -1,15 +1,19 @@
-"""MLflow registry webhooks: verify a delivery, then reconcile the LLMs that use the model.
+"""MLflow registry webhooks: verify a delivery, then nudge the LLMs that use the model.
 
 Verification is a pure function: an unsigned delivery, a bad or non-ASCII signature, a
 timestamp that is not a finite number or lies outside the tolerance window, and a delivery
 id already accepted within that window (a replay) are all refused with 401. The signature
 is MLflow's: `v1,<base64 HMAC-SHA256(secret, "{delivery_id}.{timestamp}.{body}")>`. The
-polling timer stays as a fallback, so a lost delivery only delays a rollout.
+polling interval stays as a fallback, so a lost delivery only delays a rollout.
+
+An accepted delivery does not reconcile anything itself: it nudges the reconcile daemons of
+the LLMs that use the model (see `handlers`), on the event loop, at once. kopf runs those
+reconciles, one at a time per LLM, and logs their errors; the delivery is answered with the
+LLMs nudged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -21,7 +25,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -151,12 +154,11 @@ def parse_event(body: str) -> RegistryEvent:
         raise ValueError(f"not an MLflow registry event: {exc}") from exc
 
 
-def build_app(
-    secret: str | None,
-    llms_for_model: Callable[[str], list[tuple[str, str]]],
-    reconcile: Callable[[str, str, str], Any],
-) -> web.Application:
-    """The operator's HTTP app: `/webhooks/mlflow`, `/metrics`, `/healthz`."""
+def build_app(secret: str | None, nudge_model: Callable[[str, str], list[str]]) -> web.Application:
+    """The operator's HTTP app: `/webhooks/mlflow`, `/metrics`, `/healthz`.
+
+    ``nudge_model(model, why)`` wakes the LLMs of a registered model and returns their
+    ``namespace/name`` (`handlers.Nudges.model`); it must not block."""
     deliveries = DeliveryLog()
 
     async def mlflow_hook(request: web.Request) -> web.Response:
@@ -174,7 +176,7 @@ def build_app(
         except ValueError as exc:
             WEBHOOKS.labels("invalid").inc()
             return web.json_response({"error": str(exc)}, status=400)
-        targets = llms_for_model(event.model)
+        targets = nudge_model(event.model, "webhook")
         WEBHOOKS.labels("accepted").inc()
         log.info(
             "registry %s.%s for %s: reconciling %d LLM(s)",
@@ -183,9 +185,7 @@ def build_app(
             event.model,
             len(targets),
         )
-        for namespace, name in targets:
-            asyncio.get_running_loop().run_in_executor(None, reconcile, namespace, name, "webhook")
-        return web.json_response({"reconciling": [f"{ns}/{n}" for ns, n in targets]})
+        return web.json_response({"reconciling": targets})
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -76,7 +76,9 @@ async def test_webhook_registration_at_startup_never_blocks_the_event_loop(
         caplog.set_level(logging.WARNING, logger="kubellm.operator.handlers")
 
         started = time.monotonic()
-        await handlers["startup"](settings=kopf.OperatorSettings())
+        await handlers["startup"](
+            settings=kopf.OperatorSettings(), llm_inboxes={}, llms_by_model={}
+        )
         assert time.monotonic() - started < 1.0  # kopf goes on to watch and serve liveness
 
         # The loop keeps its pace while the registration waits on the silent server.

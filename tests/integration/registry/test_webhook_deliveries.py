@@ -1,5 +1,5 @@
 """Issue 12 item 8, at the operator's HTTP door: odd or replayed webhook deliveries get a
-401 from the real aiohttp app, never a 500, and never a second reconcile."""
+401 from the real aiohttp app, never a 500, and never a second nudge of the LLMs."""
 
 from __future__ import annotations
 
@@ -21,17 +21,20 @@ BODY = json.dumps(
 
 
 @pytest.fixture
-async def operator_app() -> AsyncIterator[tuple[int, list[tuple[str, str, str]]]]:
-    reconciled: list[tuple[str, str, str]] = []
-    app = build_app(
-        SECRET, lambda model: [("default", "bot")], lambda *args: reconciled.append(args)
-    )
+async def operator_app() -> AsyncIterator[tuple[int, list[tuple[str, str]]]]:
+    nudged: list[tuple[str, str]] = []
+
+    def nudge_model(model: str, why: str) -> list[str]:
+        nudged.append((model, why))
+        return ["default/bot"]
+
+    app = build_app(SECRET, nudge_model)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    yield port, reconciled
+    yield port, nudged
     await runner.cleanup()
 
 
@@ -59,9 +62,9 @@ def _signed(delivery: str, ts: str | None = None) -> dict[str, str | bytes]:
 
 
 async def test_replays_nan_and_non_ascii_signatures_are_401(
-    operator_app: tuple[int, list[tuple[str, str, str]]],
+    operator_app: tuple[int, list[tuple[str, str]]],
 ) -> None:
-    port, reconciled = operator_app
+    port, nudged = operator_app
 
     def post(headers: dict[str, str | bytes]) -> int:
         return _post(port, headers)
@@ -72,5 +75,4 @@ async def test_replays_nan_and_non_ascii_signatures_are_401(
     assert await asyncio.to_thread(post, _signed("delivery-2", ts="nan")) == 401
     odd = {**_signed("delivery-3"), "X-MLflow-Signature": "v1,\u00fc".encode()}
     assert await asyncio.to_thread(post, odd) == 401
-    await asyncio.sleep(0.2)  # the accepted delivery's reconcile runs in an executor
-    assert reconciled == [("default", "bot", "webhook")]
+    assert nudged == [("bot", "webhook")]  # at once, before the answer
