@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/kubellm demo --once
 
 test: $(STAMP)
-	$(BIN)/ruff check kubellm localkube tests bench
-	$(BIN)/ruff format --check kubellm localkube tests bench
+	$(BIN)/ruff check kubellm localkube tests bench setup.py
+	$(BIN)/ruff format --check kubellm localkube tests bench setup.py
 	$(BIN)/mypy kubellm localkube/src
 	@if command -v go >/dev/null 2>&1; then tools/realkube/build.sh; \
 	else echo "realkube: no Go toolchain: the real control plane cannot be built;" \
@@ -37,8 +37,8 @@ realkube:
 	tools/realkube/build.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check kubellm localkube tests bench
-	$(BIN)/ruff format --check kubellm localkube tests bench
+	$(BIN)/ruff check kubellm localkube tests bench setup.py
+	$(BIN)/ruff format --check kubellm localkube tests bench setup.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy kubellm localkube/src
