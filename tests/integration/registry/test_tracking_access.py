@@ -52,6 +52,7 @@ def test_llm_naming_a_foreign_tracking_uri_gets_no_request_and_a_clear_condition
 
     assert attacker.requests == []  # not even a request, so no Authorization header
     assert outcome.invalid and again.invalid and again.requeue_after is None  # no retry storm
+    assert outcome.status_written and not again.status_written  # the status was current
     status = _status(kube)
     cond = _condition(status, "SpecValid")
     assert (cond["status"], cond["reason"]) == ("False", TRACKING_REFUSED)

@@ -9,6 +9,7 @@ from typing import Any
 from kubellm.api import LLM
 from kubellm.api.status import ConditionStatus, LLMStatus, Phase
 from kubellm.gateway.demand import LLMDemand
+from kubellm.operator.builders import build_serving_deployment
 from kubellm.operator.observed import DeploymentState, Observed, RegistryState
 from kubellm.operator.planning import Plan, Scale, plan
 from tests.unit.operator.test_plan import CONFIG, NOW, _cond, _llm, _ready_dep, _svc, _verified
@@ -168,3 +169,12 @@ def test_a_candidate_of_a_scale_to_zero_llm_starts_with_one_replica() -> None:
     p = plan(llm, obs, CONFIG, NOW)
     dep = next(m for m in p.apply if m["metadata"]["name"] == f"{llm.name}-v6")
     assert dep["spec"]["replicas"] == 1
+
+
+def test_a_release_starting_from_zero_is_probed_every_second_and_dropped_after_four() -> None:
+    # held requests go out as soon as the gateway sees the pod ready: the probe period is
+    # the wait after the server is up; the unready window stays 4 s (drains, restarts)
+    dep = build_serving_deployment(_zero_llm(), "5", CONFIG, replicas=1)
+    probe = dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    assert probe["periodSeconds"] == 1
+    assert probe["periodSeconds"] * probe["failureThreshold"] == 4
