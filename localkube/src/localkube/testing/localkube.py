@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -37,6 +38,25 @@ from localkube.lifetime import die_with_parent
 __all__ = ["Cluster", "kubectl_binary", "local_cluster", "localkube"]
 
 KUBECTL = "/usr/bin/kubectl"  # the system kubectl, where there is one
+
+
+def process_timeout(args: Sequence[str], default: float) -> float:
+    """How long to let a kubectl process run: its own `--timeout=` plus 30 s, at least `default`."""
+    for arg in args:
+        if arg.startswith("--timeout="):
+            own = parse_duration(arg.removeprefix("--timeout="))
+            if own is not None:
+                return max(default, own + 30.0)
+    return default
+
+
+def parse_duration(text: str) -> float | None:
+    """kubectl's durations as tests write them: `90s`, `2m`, `1m30s`, `1h`; None if not one."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if not text or match is None:
+        return None
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600.0 + minutes * 60.0 + seconds
 
 
 def kubectl_binary() -> str:
@@ -91,13 +111,18 @@ class Cluster:
     def kubectl(
         self, *args: str, timeout: float = 60, check: bool = False, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run the real kubectl against this cluster."""
+        """Run the real kubectl against this cluster.
+
+        A `--timeout=D` among the arguments is kubectl's own limit: the process gets that
+        plus a margin, so kubectl reports its timeout rather than being killed before it
+        (a 120 s `delete --wait` used to be killed at 60 s on a busy machine).
+        """
         return subprocess.run(
             [kubectl_binary(), *args],
             env=self.env(),
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=process_timeout(args, timeout),
             check=check,
             input=input,
             preexec_fn=die_with_parent(signal.SIGKILL),
