@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubellm.api.timestamps import format_time
 from kubellm.podhealth import pod_reason, stuck_pods
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
 
 def ts(seconds_ago: float) -> str:
-    import datetime
-
-    moment = datetime.datetime.fromtimestamp(NOW - seconds_ago, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(NOW - seconds_ago)
 
 
 def pod(name: str, *, age: float, ready: bool | None, phase: str = "Running", **status: Any):
