@@ -38,6 +38,8 @@ class OperatorConfig:
     gpu_resource: str = "nvidia.com/gpu"
     tracking_uri: str | None = None
     namespaces: tuple[str, ...] = ()
+    #: seconds after which an LLM nobody nudged is reconciled again (registry changes no
+    #: webhook reported, drift of its children); also kopf's wait before retrying a failure
     poll_interval: float = 30.0
     #: how long a retired release keeps serving after the Service switched away from it.
     drain_delay: float = 3.0
