@@ -5,6 +5,7 @@ official client), the gateway's watches (`gateway.watching`) and localkube's con
 (`localkube.client`, both on aiohttp). They share this table, so a kind's URL is spelled
 once, and one `ApiError`, so a refused call is caught the same way everywhere: by
 ``status`` (or `ApiError.not_found`, `ApiError.conflict`), never by parsing a message.
+`WatchExpired` is the one answer a watcher handles apart: list again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "SERVICES",
     "ApiError",
     "Resource",
+    "WatchExpired",
 ]
 
 
@@ -135,3 +137,8 @@ class ApiError(Exception):
     @property
     def conflict(self) -> bool:
         return self.status == 409
+
+
+class WatchExpired(Exception):
+    """A watch's resourceVersion is too old (410 Gone, as an answer or an ERROR event): the
+    watcher lists again, which is not a failure."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from kubellm.api.rest import LLMS, PODS, SERVICES, ApiError, Resource
+from kubellm.api.rest import LLMS, PODS, SERVICES, ApiError, Resource, WatchExpired
 from kubellm.gateway.catalog import Catalog
 from kubellm.operator.naming import LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, Component
 
@@ -52,10 +52,6 @@ KINDS: tuple[WatchedKind, ...] = (
     WatchedKind(SERVICES, f"{LABEL_MANAGED_BY}={MANAGED_BY}"),
     WatchedKind(PODS, f"{LABEL_COMPONENT}={Component.SERVING}"),
 )
-
-
-class WatchExpired(Exception):
-    """The resourceVersion is too old (410 Gone): re-list."""
 
 
 class KubeWatchClient:

@@ -31,6 +31,7 @@ from kubellm.api.rest import (
     SERVICES,
     ApiError,
     Resource,
+    WatchExpired,
 )
 
 __all__ = [
@@ -53,10 +54,6 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
-
-
-class WatchExpired(Exception):
-    """The watch's resourceVersion is too old (an ERROR 410 event): relist."""
 
 
 class KubeClient:
