@@ -1,4 +1,5 @@
-"""The LLM resource: spec and status models, validation, conditions, and the CRD.
+"""The LLM resource: spec and status models, validation, conditions, and the CRD; and the
+Kubernetes vocabulary every client of ours shares (`timestamps`, `rest`: kinds and errors).
 
 This package imports nothing else of kubellm: every other layer depends on it.
 """
