@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kubellm.api.identity import GROUP, PLURAL
 from kubellm.devtools import LocalkubeMissing, require_localkube
 from kubellm.podhealth import NOT_READY_BOUND, StuckPod, stuck_pods
 
@@ -462,7 +463,7 @@ def _run(args: argparse.Namespace, console: Any, workdir: Path, started: float) 
         console.print("installing the chart (helm template | kubectl apply) ...")
         _kubectl(cluster, "apply", "-f", "-", stdin=rendered)
         _kubectl(
-            cluster, "wait", "--for=condition=Established", "crd/llms.kubellm.dev", "--timeout=60s"
+            cluster, "wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s"
         )
         _wait_rollout(cluster, console, 180.0, args.not_ready_bound)
         console.print(f"applying {EXAMPLE} ...")
