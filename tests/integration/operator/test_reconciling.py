@@ -49,6 +49,7 @@ def test_a_new_llm_gets_its_training_job_and_one_status_write(
     assert world.condition("Trained")["reason"] == "TrainingPending"
     assert status["training"]["job"] == job["metadata"]["name"]
     assert outcome.requeue_after is not None  # a Job in flight is looked at again
+    assert outcome.status_written
 
 
 def test_a_completed_training_job_brings_up_the_candidate_deployment_and_service(
@@ -94,6 +95,7 @@ def test_polling_a_running_training_job_makes_zero_writes(world: World, commits:
 
     assert world.operator.take() == []
     assert commits.take() == []
+    assert not outcome.status_written
     assert outcome.requeue_after is not None  # still polled while the Job runs
 
 
@@ -147,10 +149,11 @@ def test_a_refused_candidate_is_removed_once_and_not_tested_again(
     assert len(world.registry.writes) == 1  # tagged once, never again
     commits.take()
 
-    world.reconcile()
+    outcome = world.reconcile()
 
     assert world.operator.take() == []
     assert commits.take() == []
+    assert not outcome.status_written
 
 
 def test_a_converged_llm_reconciled_again_makes_zero_writes(world: World, commits: Commits) -> None:
@@ -166,6 +169,7 @@ def test_a_converged_llm_reconciled_again_makes_zero_writes(world: World, commit
 
     assert world.operator.take() == []
     assert commits.take() == []
+    assert not outcome.status_written
     assert world.registry.writes == []
     assert outcome.requeue_after is None and not outcome.invalid
 
@@ -184,10 +188,11 @@ def test_a_restarted_operator_makes_zero_writes_on_a_converged_llm(
         CONFIG,
         registry_factory=lambda uri: registry,  # type: ignore[arg-type,return-value]
     )
-    outcome = restarted.reconcile(world.namespace, NAME, "change")
+    outcome = restarted.reconcile(world.namespace, NAME)
 
     assert world.operator.take() == []
     assert commits.take() == []
+    assert not outcome.status_written
     assert world.registry.writes == []
     assert outcome.requeue_after is None
 
@@ -219,10 +224,11 @@ def test_a_new_version_replaces_production_retires_the_old_one_and_settles(
     commits.take()
     world.registry.writes.clear()
 
-    world.reconcile()
+    outcome = world.reconcile()
 
     assert world.operator.take() == []
     assert commits.take() == []
+    assert not outcome.status_written
     assert world.registry.writes == []
 
 

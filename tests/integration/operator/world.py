@@ -64,9 +64,9 @@ class World:
         self.kube.create("LLM", self.namespace, copy.deepcopy(self.manifest))
 
     def reconcile(self) -> Outcome:
-        """One reconcile, as kopf's change handler runs it (no follow-up timer of its own:
-        the test decides when the next one runs)."""
-        return self.reconciler.reconcile(self.namespace, NAME, "change")
+        """One reconcile, as the LLM's kopf daemon runs it; the test decides when the next
+        one runs (``requeue_after`` is only reported)."""
+        return self.reconciler.reconcile(self.namespace, NAME)
 
     def llm(self) -> dict[str, Any]:
         obj = self.kube.get("LLM", self.namespace, NAME)
