@@ -9,10 +9,11 @@ import pytest
 import yaml
 
 from kubellm import demo
+from kubellm.demo import common
 
 
 def test_the_demo_names_the_llm_its_manifest_names(tmp_path: Path) -> None:
-    obj = yaml.safe_load((demo.REPO / demo.EXAMPLE).read_text())
+    obj = yaml.safe_load((common.REPO / common.EXAMPLE).read_text())
     obj["metadata"]["name"] = "another-bot"
     (tmp_path / "examples").mkdir()
     example = tmp_path / "examples" / "mine.yaml"
@@ -31,9 +32,9 @@ def test_a_manifest_without_a_name_ends_the_demo() -> None:
 def test_an_installed_wheels_copy_comes_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(demo, "SHARE", tmp_path / "_share")
-    assert demo.share_root() == demo.REPO  # a checkout: no copy beside the package
-    assert (demo.REPO / demo.CHART / "Chart.yaml").is_file()
-    assert (demo.REPO / demo.EXAMPLE).is_file()
-    (tmp_path / "_share" / demo.CHART).mkdir(parents=True)
-    assert demo.share_root() == tmp_path / "_share"
+    monkeypatch.setattr(common, "SHARE", tmp_path / "_share")
+    assert common.share_root() == common.REPO  # a checkout: no copy beside the package
+    assert (common.REPO / common.CHART / "Chart.yaml").is_file()
+    assert (common.REPO / common.EXAMPLE).is_file()
+    (tmp_path / "_share" / common.CHART).mkdir(parents=True)
+    assert common.share_root() == tmp_path / "_share"

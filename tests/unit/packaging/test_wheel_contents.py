@@ -63,7 +63,7 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
 def test_product_wheel_holds_no_localkube_and_no_test_helpers(product: zipfile.ZipFile) -> None:
     names = product.namelist()
     modules = [n for n in names if n.endswith(".py")]
-    assert "kubellm/operator/cli.py" in modules and "kubellm/demo.py" in modules
+    assert "kubellm/operator/cli.py" in modules and "kubellm/demo/__init__.py" in modules
     assert all(n.startswith("kubellm/") for n in modules), modules
     assert not [n for n in names if "localkube" in n or n.startswith("kubellm/testing/")]
     requires = _metadata(product).get_all("Requires-Dist") or []
