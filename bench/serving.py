@@ -8,6 +8,9 @@ Systems (``--systems``, default ``kubellm,hf-serve``):
   naive      a textbook server: one ``model.generate`` per request, one at a time
              (FastAPI + a streamer, defined below); slow: give it few ``--requests``
   offline    one left-padded batched ``generate`` over all prompts, in-process
+  kubellm-base  ``kubellm serve`` from another source tree (``--baseline-src DIR``, e.g.
+             ``git archive HEAD~1 kubellm | tar -x -C DIR``): an engine change against
+             the code before it, interleaved in the same run
 
 What makes the figures hold on shared cores:
 
@@ -419,10 +422,11 @@ def bench_server(
     prompts: list[str],
     args: Any,
     extra: dict[str, Any],
+    cwd: Path = REPO,
 ) -> Result:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     log = open(Path(args.cache_dir) / f"{name}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(proc, url)
@@ -465,13 +469,17 @@ def bench_offline(model_dir: Path, prompts: list[str], args: Any) -> Result:
 def run_system(system: str, model_dir: Path, work: Workload, args: Any) -> Result:
     py = sys.executable
     port = free_port()
-    if system == "kubellm":
+    if system in ("kubellm", "kubellm-base"):
+        # `python -m kubellm` imports the package from the working directory first.
+        src = REPO if system == "kubellm" else Path(args.baseline_src or "")
+        if not (src / "kubellm" / "__init__.py").exists():
+            raise SystemExit(f"{system}: no kubellm package under {src} (--baseline-src)")
         cmd = [py, "-m", "kubellm", "serve", "--model", str(model_dir), "--host", "127.0.0.1"]
         cmd += ["--port", str(port), "--served-model-name", "bench"]
         cmd += ["--max-batch-size", str(args.clients), "--max-new-tokens", str(args.max_tokens)]
         cmd += ["--dtype", args.dtype, *args.kubellm_args.split()]
         extra: dict[str, Any] = {"ignore_eos": True}
-        return bench_server("kubellm", cmd, port, "bench", work.prompts, args, extra)
+        return bench_server(system, cmd, port, "bench", work.prompts, args, extra, cwd=src)
     if system == "hf-serve":
         # Enough 32-token blocks for every client's longest prompt plus its tokens.
         longest = max(work.prompt_tokens) + args.max_tokens
@@ -550,7 +558,7 @@ def report(
     summary: dict[str, Any] = {"gflops": rate}
     ours = systems.get("kubellm")
     if ours:
-        for other in ("hf-serve", "offline", "naive"):
+        for other in ("hf-serve", "kubellm-base", "offline", "naive"):
             if other in systems:
                 ratios = [
                     a.tokens_per_s / b.tokens_per_s
@@ -564,9 +572,10 @@ def report(
                         f"- kubellm tokens/s vs {other}: {summary[other]:.2f} x "
                         f"(per repetition: {per})"
                     )
-        if "hf-serve" in systems:
-            p95 = ours.median(lambda r: r.pct(95)) / systems["hf-serve"].median(lambda r: r.pct(95))
-            print(f"- kubellm TTFT p95 vs hf-serve: {p95:.2f} x")
+        for other in ("hf-serve", "kubellm-base"):
+            if other in systems:
+                p95 = ours.median(lambda r: r.pct(95)) / systems[other].median(lambda r: r.pct(95))
+                print(f"- kubellm TTFT p95 vs {other}: {p95:.2f} x")
         tps = ours.median(lambda r: r.tokens_per_s)
         bound = rate * 1e9 / work.flops_per_token
         prompt_flops = statistics.mean(lens) * work.flops_per_prompt_token / args.max_tokens
@@ -592,7 +601,7 @@ def greedy_agreement(model_dir: Path, args: Any) -> None:
     sys.path.insert(0, str(REPO))
     from kubellm.serving.engine import Engine, EngineConfig
     from kubellm.serving.loading import load_model
-    from kubellm.serving.sampling import SamplingParams
+    from kubellm.serving.streams import SamplingParams
 
     work = make_workload(model_dir, args.requests, args.max_tokens)
     outputs: dict[str, list[str]] = {}
@@ -658,6 +667,11 @@ def main() -> int:
     )
     parser.add_argument("--cb-num-blocks", type=int, default=0, help="default: enough for all")
     parser.add_argument("--kubellm-args", default="", help="extra flags for kubellm serve")
+    parser.add_argument(
+        "--baseline-src",
+        default="",
+        help="source tree holding another kubellm package, for the kubellm-base system",
+    )
     parser.add_argument(
         "--greedy-agreement",
         action="store_true",

@@ -44,7 +44,7 @@ def main() -> int:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from kubellm.serving.engine import Engine, EngineConfig
-    from kubellm.serving.sampling import SamplingParams
+    from kubellm.serving.streams import SamplingParams
     from localkube.testing.tiny_model import build_tiny_model
 
     parser = argparse.ArgumentParser()

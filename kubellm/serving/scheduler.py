@@ -199,7 +199,8 @@ class Scheduler:
         for seq in [*self.waiting, *self.prefilling, *self.running]:
             if seq.stream.cancelled:
                 self._end(seq, FinishEvent("cancelled", len(seq.prompt_ids), len(seq.generated)))
-        self.waiting = deque(s for s in self.waiting if not s.done)
+        if any(s.done for s in self.waiting):
+            self.waiting = deque(s for s in self.waiting if not s.done)
         self._retire()
         admitted = self._admit()
         longest = max((s.need for s in admitted), default=0)

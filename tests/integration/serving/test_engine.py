@@ -13,7 +13,7 @@ import pytest
 from kubellm.serving.engine import Engine, EngineConfig
 from kubellm.serving.errors import Overloaded
 from kubellm.serving.loading import LoadedModel, load_model
-from kubellm.serving.streams import ErrorEvent, FinishEvent, SamplingParams, TokenEvent
+from kubellm.serving.streams import ErrorEvent, Event, FinishEvent, SamplingParams, TokenEvent
 
 GREEDY = SamplingParams(temperature=0.0)
 
@@ -108,7 +108,7 @@ def test_greedy_output_equals_generate_with_chunked_prefill_and_staggered_joins(
             steps.append(len(tokens))
             return forward(tokens, *args)
 
-        engine._forward = counting  # type: ignore[method-assign]
+        engine._forward = counting  # type: ignore[method-assign,assignment]
         streams = []
         for ids, n in zip(prompts, lengths, strict=True):
             streams.append(engine.submit(ids, GREEDY, n))
@@ -207,7 +207,7 @@ def test_one_failing_request_does_not_stop_the_others(
     monkeypatch.setattr(engine.scheduler, "_advance", advance)
     healthy = engine.submit(_ids(loaded, "Hi"), GREEDY, 20)
     bad = engine.submit(poison, GREEDY, 20)
-    events = []
+    events: list[Event] = []
     while not events or isinstance(events[-1], TokenEvent):
         events.append(bad._squeue.get(timeout=10))
     assert isinstance(events[-1], ErrorEvent)

@@ -39,7 +39,10 @@ def test_chunked_prefill_then_batched_decode_equal_plain_attention() -> None:
     values = {s: torch.randn(KV_HEADS, n + 1, DIM) for s, n in lens.items()}
     queries = {s: torch.randn(HEADS, n + 1, DIM) for s, n in lens.items()}
     for start in range(0, 9, 3):
-        chunks, qs, ks, vs = [], [], [], []
+        chunks: list[Chunk] = []
+        qs: list[torch.Tensor] = []
+        ks: list[torch.Tensor] = []
+        vs: list[torch.Tensor] = []
         for slot, n in lens.items():
             if start >= n:
                 continue
@@ -89,11 +92,11 @@ def test_growing_keeps_the_rows_and_swap_exchanges_them() -> None:
     k_cache[2, :, :4] = 2.0
     cache.ensure_capacity(300, used=[(0, 10), (2, 4)])
     assert cache.capacity == 512
-    k_cache = cache.keys[0]
-    assert k_cache is not None and k_cache.shape[2] == 512
-    assert bool((k_cache[0, :, :10] == 1).all()) and bool((k_cache[2, :, :4] == 2).all())
+    grown = cache.keys[0]
+    assert grown is not None and grown.shape[2] == 512
+    assert bool((grown[0, :, :10] == 1).all()) and bool((grown[2, :, :4] == 2).all())
     cache.swap(0, 10, 2, 4)
-    assert bool((k_cache[2, :, :10] == 1).all()) and bool((k_cache[0, :, :4] == 2).all())
+    assert bool((grown[2, :, :10] == 1).all()) and bool((grown[0, :, :4] == 2).all())
 
 
 def test_a_released_row_reads_as_zeros_and_is_writable_again() -> None:
