@@ -63,6 +63,11 @@ from typing import Any
 from fastapi import Request  # resolved at runtime by FastAPI in the naive server
 
 REPO = Path(__file__).resolve().parents[1]
+# The repository's packages, installed or not; this folder leaves the path, since its
+# localkube.py (a benchmark) would shadow the localkube package.
+sys.path[:] = [str(REPO), str(REPO / "localkube" / "src")] + [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]
 PROMPTS_FILE = REPO / "examples" / "data" / "prompts.txt"
 CORPUS_FILE = REPO / "examples" / "data" / "support-corpus.txt"
 CONTEXT_LINES = (0, 2, 6, 16)  # corpus lines before the question, cycled
@@ -74,7 +79,6 @@ TARGETS = {"vs_hf_serve": 2.0, "peak_rss_mb": 1536}
 def prepare_tiny(cache: Path) -> Path:
     out = cache / "tiny-gpt2"
     if not (out / "config.json").exists():
-        sys.path.insert(0, str(REPO))
         from localkube.testing.tiny_model import build_tiny_model
 
         build_tiny_model(out, CORPUS_FILE, train_steps=30)
@@ -598,7 +602,6 @@ def greedy_agreement(model_dir: Path, args: Any) -> None:
     measure is how many completions are identical and, where they differ, after how many
     characters. Its throughput is not a benchmark: use the servers for that.
     """
-    sys.path.insert(0, str(REPO))
     from kubellm.serving.engine import Engine, EngineConfig
     from kubellm.serving.loading import load_model
     from kubellm.serving.streams import SamplingParams

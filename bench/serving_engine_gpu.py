@@ -25,7 +25,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# The repository's packages, installed or not; this folder leaves the path, since its
+# localkube.py (a benchmark) would shadow the localkube package.
+sys.path[:] = [str(REPO), str(REPO / "localkube" / "src")] + [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]
 
 
 class ModuloTokenizer:
