@@ -36,7 +36,9 @@ class ServerSettings:
     tracking_uri: str | None = None
     download_dir: Path | None = None
     shutdown_grace: float = 30.0
-    warmup_tokens: int = 4
+    # Tokens the warm-up generates before the server turns ready: two run one prefill
+    # step and one decode step, the two paths every request takes.
+    warmup_tokens: int = 2
     # Largest request body; None: derived from the prompt limit (see body_limit).
     max_body_bytes: int | None = None
     # Non-streamed requests are cancelled after this long (streams end when clients go).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
 import pytest
 
@@ -31,3 +32,21 @@ def test_a_missing_subcommand_module_is_an_error_not_a_placeholder(
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
+
+
+def test_serve_registers_only_its_own_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A serving pod's start-up does not pay for importing every other subcommand."""
+    imported: list[str] = []
+    real = importlib.import_module
+
+    def recording(name: str) -> object:
+        imported.append(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib, "import_module", recording)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", "--help"])
+    assert exit_info.value.code == 0
+    assert imported == ["kubellm.serving.cli"]
+    for command, module in cli.STARTUP_COMMANDS.items():
+        assert command in _subcommands(cli.build_parser((module,)))
