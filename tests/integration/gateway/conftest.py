@@ -26,6 +26,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def bound_port(runner: web.AppRunner) -> int:
+    """The port a runner's site was bound to (after serving on port 0)."""
+    return int(runner.addresses[0][1])
+
+
 async def answer_ok(fake: FakePod, request: web.Request) -> web.StreamResponse:
     body = await request.json()
     return web.json_response(
@@ -128,11 +133,13 @@ async def make_harness() -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
         kwargs = {"rng": rng} if rng else {}
         gateway = Gateway(catalog, GatewaySettings(**settings), **kwargs)
         await gateway.start()
-        port, admin_port = free_port(), free_port()
+        # Port 0: the kernel picks free ports at bind time (a port probed free beforehand
+        # can be taken by another process before the bind, as seen on a busy machine).
         runners = [
-            await serve(build_app(gateway), "127.0.0.1", port),
-            await serve(build_admin_app(gateway), "127.0.0.1", admin_port),
+            await serve(build_app(gateway), "127.0.0.1", 0),
+            await serve(build_admin_app(gateway), "127.0.0.1", 0),
         ]
+        port, admin_port = (bound_port(r) for r in runners)
         client = aiohttp.ClientSession()
         harness = Harness(
             catalog, gateway, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", client
