@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from kubellm.api.identity import API_VERSION, KIND
 from kubellm.api.resource import LLM
+from kubellm.api.timestamps import now_rfc3339
 from kubellm.api.vocabulary import EventReason, EventType
 from kubellm.operator.builders import owner_reference
 from kubellm.operator.kube import ApiError, KubeApi
@@ -139,15 +140,14 @@ class Ref:
 
 
 def post_event(api: KubeApi, llm: Ref, event: Event) -> None:
-    now = datetime.now(UTC)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = now_rfc3339()
     body = {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{llm.name}.", "namespace": llm.namespace},
         "involvedObject": {
-            "apiVersion": "kubellm.dev/v1alpha1",
-            "kind": "LLM",
+            "apiVersion": API_VERSION,
+            "kind": KIND,
             "name": llm.name,
             "namespace": llm.namespace,
             "uid": llm.uid or "",

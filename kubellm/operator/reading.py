@@ -15,7 +15,13 @@ from typing import Any
 
 from kubellm.api.resource import LLM
 from kubellm.operator.kube import KubeApi
-from kubellm.operator.naming import LABEL_COMPONENT, LABEL_LLM, LABEL_VERSION, SPEC_HASH_ANNOTATION
+from kubellm.operator.naming import (
+    LABEL_COMPONENT,
+    LABEL_LLM,
+    LABEL_VERSION,
+    SPEC_HASH_ANNOTATION,
+    Component,
+)
 from kubellm.operator.observed import (
     DeploymentState,
     JobState,
@@ -128,7 +134,7 @@ def _job_state(api: KubeApi, ns: str, job: dict[str, Any], pods: list[dict[str, 
             break
     progress = None
     component = labels.get(LABEL_COMPONENT, "")
-    if component == "training" and not (complete or failed):
+    if component == Component.TRAINING and not (complete or failed):
         running = [p for p in mine if (p.get("status") or {}).get("phase") == "Running"]
         if running:
             try:
@@ -159,7 +165,7 @@ def _job_state(api: KubeApi, ns: str, job: dict[str, Any], pods: list[dict[str, 
 def _pod_problem(pods: list[dict[str, Any]], version: str | None) -> str | None:
     for pod in pods:
         labels = pod["metadata"].get("labels") or {}
-        if labels.get(LABEL_VERSION) != version or labels.get(LABEL_COMPONENT) != "serving":
+        if labels.get(LABEL_VERSION) != version or labels.get(LABEL_COMPONENT) != Component.SERVING:
             continue
         st = pod.get("status") or {}
         statuses = [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]

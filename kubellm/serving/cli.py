@@ -159,8 +159,7 @@ def _set_threading(threads: int) -> None:
     Threads that wait at the end of a parallel region sleep instead of spinning
     (``OMP_WAIT_POLICY=PASSIVE``): on shared or CPU-limited cores a spinning thread burns
     the time its preempted partner needs to finish the region, and decoding, which runs
-    hundreds of short regions per step, slowed down several-fold on the shared development
-    machine. Either variable set by the user wins.
+    hundreds of short regions per step, loses most to it. Either variable set by the user wins.
     """
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

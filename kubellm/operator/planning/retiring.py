@@ -9,7 +9,13 @@ release goes at once), and a training Service is the training step's (`training`
 from __future__ import annotations
 
 from kubellm.api.vocabulary import EventReason, EventType
-from kubellm.operator.naming import hpa_name, production_service_name, prompts_configmap_name
+from kubellm.operator.naming import (
+    Component,
+    hpa_name,
+    production_service_name,
+    prompts_configmap_name,
+    training_job_prefix,
+)
 from kubellm.operator.planning.plans import Deletion
 from kubellm.operator.planning.work import Work, seconds_since
 
@@ -34,14 +40,14 @@ def plan_retirements(w: Work, production: str | None) -> None:
         w.out.delete.append(Deletion("Deployment", dep.name))
         w.event(EventType.NORMAL, EventReason.RETIRED, f"deleted Deployment {dep.name}")
     for svc in w.observed.services.values():
-        training = svc.name.startswith(f"{llm.name}-train-")
+        training = svc.name.startswith(training_job_prefix(llm.name))
         if ("Service", svc.name) not in w.desired and not training:
             w.out.delete.append(Deletion("Service", svc.name))
     if production is None and hpa_name(llm.name) in w.observed.hpas:
         w.out.delete.append(Deletion("HorizontalPodAutoscaler", hpa_name(llm.name)))
     for job in w.observed.jobs.values():
         if (
-            job.component == "loadtest"
+            job.component == Component.LOADTEST
             and not job.finished
             and not job.deleting
             and ("Job", job.name) not in w.desired

@@ -163,7 +163,7 @@ def read_rollout(w: Work, production: str | None) -> Rollout:
             )
             return Rollout(Stage.STUCK, version, production, token, dep_name, None, figures, keep)
         return Rollout(Stage.STARTING, version, production, token, dep_name)
-    job_name = loadtest_job_name(llm.name, version) + (f"-{token}" if token else "")
+    job_name = loadtest_job_name(llm.name, version, token or "")
     job = w.observed.jobs.get(job_name)
     if job is None:
         addressable = w.service_url(candidate_service_name(llm.name)) is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kubellm.api.status import TrainingStatus
 from kubellm.api.vocabulary import ConditionType, EventReason, EventType, Reason, TrainingState
 from kubellm.operator.builders import build_training_job, training_hash
-from kubellm.operator.naming import training_job_name
+from kubellm.operator.naming import Component, training_job_name, training_job_prefix
 from kubellm.operator.planning.plans import Deletion
 from kubellm.operator.planning.work import F, T, Work
 from kubellm.operator.verdicts import parse_training_message
@@ -41,7 +41,7 @@ def plan_training(w: Work) -> TrainingState | None:
     )
     job = w.observed.jobs.get(name)
     for other in w.observed.jobs.values():
-        if other.component == "training" and other.name != name and not other.deleting:
+        if other.component == Component.TRAINING and other.name != name and not other.deleting:
             w.out.delete.append(Deletion("Job", other.name))  # superseded by a spec change
             if not other.finished:
                 w.event(
@@ -50,7 +50,7 @@ def plan_training(w: Work) -> TrainingState | None:
                     f"stopped {other.name}: spec.training changed",
                 )
     for svc in w.observed.services.values():
-        if svc.name.startswith(f"{llm.name}-train-") and svc.name != name:
+        if svc.name.startswith(training_job_prefix(llm.name)) and svc.name != name:
             w.out.delete.append(Deletion("Service", svc.name))
     state: TrainingState
     if job is None and status.state in (TrainingState.SUCCEEDED, TrainingState.FAILED):
