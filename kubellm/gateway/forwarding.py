@@ -12,9 +12,11 @@ draining) is retried once on another pod, only while nothing has been sent to th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -25,7 +27,7 @@ from kubellm.gateway.problems import GatewaySettings, Problem
 from kubellm.gateway.routing import Endpoint, Failure, pick_endpoint, pick_release, should_retry
 from kubellm.gateway.traffic import Traffic
 
-__all__ = ["Forwarder"]
+__all__ = ["Answered", "Forwarder"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,61 @@ _HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+
+
+#: a JSON answer longer than this is not parsed for its token count
+_MAX_PARSED_BODY = 1 << 20
+
+
+@dataclass
+class Answered:
+    """What the forwarding learnt about one answer, for the per-release windows
+    (`windows`): filled in as it goes, so a request that fails still names its release."""
+
+    #: the release drawn for the request ("" before one was drawn)
+    release: str = ""
+    #: seconds from arrival to the first byte of the answer
+    ttfb: float | None = None
+    #: completion tokens the answer carried (None: unknown)
+    tokens: int | None = None
+    #: the pod failed mid-answer (the client's connection was cut)
+    broken: bool = False
+
+
+class _TokenCounter:
+    """Completion tokens of an answer as it streams by: streamed events (``data:`` lines
+    other than ``[DONE]``), or ``usage.completion_tokens`` of a JSON answer."""
+
+    def __init__(self, content_type: str) -> None:
+        self.streamed = "text/event-stream" in content_type
+        self.json = "json" in content_type
+        self._tail = b""
+        self._events = 0
+        self._body: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if self.streamed:
+            # keep 5 bytes so a marker split across chunks is counted once
+            buf = self._tail + chunk
+            self._events += buf.count(b"data:") - self._tail.count(b"data:")
+            self._events -= buf.count(b"[DONE]") - self._tail.count(b"[DONE]")
+            self._tail = buf[-5:]
+        elif self.json and self._size <= _MAX_PARSED_BODY:
+            self._body.append(chunk)
+            self._size += len(chunk)
+
+    def tokens(self) -> int | None:
+        if self.streamed:
+            return max(self._events, 0)
+        if not self.json or self._size > _MAX_PARSED_BODY:
+            return None
+        try:
+            usage = json.loads(b"".join(self._body)).get("usage") or {}
+            count = usage.get("completion_tokens")
+        except (ValueError, AttributeError):
+            return None
+        return count if isinstance(count, int) and count >= 0 else None
 
 
 class Forwarder:
@@ -83,9 +140,15 @@ class Forwarder:
             self._session = None
 
     async def forward(
-        self, request: web.Request, view: LLMView, body: bytes, arrived: float
+        self,
+        request: web.Request,
+        view: LLMView,
+        body: bytes,
+        arrived: float,
+        answered: Answered | None = None,
     ) -> tuple[web.StreamResponse, str]:
         assert self._session is not None, "Gateway.start() was not awaited"
+        answered = answered if answered is not None else Answered()
         key = view.key
         tried: set[Endpoint] = set()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -95,6 +158,7 @@ class Forwarder:
         route = pick_release(view.routes, self.catalog.ready_counts(view), self._rng())
         if route is None:
             raise Problem(503, f"{view.name}: no ready replica", "model_not_ready", retry_after=1)
+        answered.release = route.version
         endpoints = self.catalog.endpoints(view.namespace, route.service)
         self.traffic.begin(key)
         self.metrics.inflight.labels(key).inc()
@@ -122,6 +186,7 @@ class Forwarder:
                         view,
                         route.version,
                         arrived,
+                        answered,
                         attempt=attempt,
                         others=others,
                     )
@@ -147,6 +212,7 @@ class Forwarder:
         view: LLMView,
         release: str,
         arrived: float,
+        answered: Answered,
         *,
         attempt: int,
         others: int,
@@ -187,21 +253,27 @@ class Forwarder:
                 response.content_length = upstream.content_length
             await response.prepare(request)
             first = True
+            counter = _TokenCounter(upstream.headers.get("Content-Type", ""))
             try:
                 async for chunk in upstream.content.iter_any():
                     if first:
-                        self.metrics.ttfb.labels(view.key, release).observe(self._clock() - arrived)
+                        answered.ttfb = self._clock() - arrived
+                        self.metrics.ttfb.labels(view.key, release).observe(answered.ttfb)
                         first = False
+                    counter.feed(chunk)
                     await response.write(chunk)  # waits for the client: backpressure
             except aiohttp.ClientError as exc:
                 # The pod died mid-answer: the client must see a broken answer, not a
                 # short one that looks complete, so its connection is cut, not ended.
                 log.warning("%s: %s failed mid-answer: %s", view.key, endpoint, exc)
+                answered.broken = True
                 if request.transport is not None:
                     request.transport.abort()
                 raise asyncio.CancelledError from exc
             if first:
-                self.metrics.ttfb.labels(view.key, release).observe(self._clock() - arrived)
+                answered.ttfb = self._clock() - arrived
+                self.metrics.ttfb.labels(view.key, release).observe(answered.ttfb)
+            answered.tokens = counter.tokens() if upstream.status < 400 else None
             await response.write_eof()
             done = True
             return response

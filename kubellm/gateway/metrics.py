@@ -1,8 +1,10 @@
 """The gateway's Prometheus metrics, on a registry of its own (one per app, so tests can
 run several gateways in one process).
 
-Labels: ``llm`` is ``namespace/name``; ``release`` is the registry version that served the
-request ("" when none did: held until timeout, unknown model, no release).
+Labels: ``llm`` is ``namespace/name``; ``release`` is the registry version drawn for the
+request, also when its pods failed it ("" when none was drawn: held until timeout, unknown
+model, no release). A pod that fails mid-answer counts as code 502, a client that went
+away as 499. Canary steps are judged on `windows`, not on these cumulative series.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ weights in the LLM's status, then to the ready pod of that release with the fewe
 in flight from this gateway. ``GET /v1/models`` lists every LLM the gateway fronts.
 
 Admin port (`build_admin_app`, for the operator and Prometheus, not for clients):
-``/demand`` (long poll, see `demand`), ``/metrics``, ``/healthz``, ``/readyz``.
+``/demand`` (long poll, see `demand`), ``/traffic`` (each release's answers since an
+instant, for canary steps, see `windows`), ``/metrics``, ``/healthz``, ``/readyz``.
 
 The server runs with handler cancellation on, so a client that disconnects cancels its
 handler and, through it, the pod's connection. An LLM with no ready pod (scaled to zero)
@@ -29,11 +30,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubellm.gateway.catalog import Catalog, LLMView
 from kubellm.gateway.demand import to_json
-from kubellm.gateway.forwarding import Forwarder
+from kubellm.gateway.forwarding import Answered, Forwarder
 from kubellm.gateway.holding import Holding
 from kubellm.gateway.metrics import GatewayMetrics
 from kubellm.gateway.problems import GatewaySettings, Problem
 from kubellm.gateway.traffic import Traffic
+from kubellm.gateway.windows import TrafficWindows
+from kubellm.gateway.windows import to_json as traffic_json
 
 __all__ = ["Gateway", "GatewaySettings", "build_admin_app", "build_app", "serve"]
 
@@ -50,10 +53,12 @@ class Gateway:
         *,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.catalog = catalog
         self.settings = settings or GatewaySettings()
         self.metrics = GatewayMetrics()
+        self.windows = TrafficWindows(wall=wall)
         self.traffic = Traffic(self.settings.max_held, clock=clock)
         self._clock = clock
         self._holding = Holding(catalog, self.traffic, self.metrics, self.settings, clock)
@@ -96,7 +101,8 @@ class Gateway:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         arrived = self._clock()
-        key, release, code = "", "", 500
+        key, code = "", 500
+        answered = Answered()
         try:
             body = await request.read()
             try:
@@ -109,19 +115,31 @@ class Gateway:
                 payload["model"] = view.name
                 body = json.dumps(payload).encode()
             view = await self._holding.wait_until_servable(view, arrived)
-            response, release = await self._forwarder.forward(request, view, body, arrived)
+            response, _ = await self._forwarder.forward(request, view, body, arrived, answered)
             code = response.status
             return response
         except Problem as problem:
             code = problem.status
             return problem.response()
         except asyncio.CancelledError:
-            code = 499  # the client went away (nginx's convention)
+            # the pod failed mid-answer (502), or the client went away (nginx's 499)
+            code = 502 if answered.broken else 499
             raise
         finally:
             if key:
+                release = answered.release
+                took = self._clock() - arrived
                 self.metrics.requests.labels(key, release, str(code)).inc()
-                self.metrics.latency.labels(key, release).observe(self._clock() - arrived)
+                self.metrics.latency.labels(key, release).observe(took)
+                if release and code != 499:
+                    self.windows.record(
+                        key,
+                        release,
+                        error=code >= 500,
+                        seconds=took,
+                        ttfb=answered.ttfb,
+                        tokens=answered.tokens,
+                    )
 
     # ---------------------------------------------------------------- listing
     def model_list(self) -> dict[str, Any]:
@@ -162,6 +180,18 @@ class Gateway:
             await self.traffic.wait_for_change(after, wait)
         self.traffic.track([v.key for v in self.catalog.all_llms()])
         return web.json_response(to_json(self.traffic.report()))
+
+    async def traffic_since(self, request: web.Request) -> web.Response:
+        """``?llm=NAMESPACE/NAME&since=EPOCH``: each release's answers since ``since``."""
+        llm = request.query.get("llm", "")
+        try:
+            since = float(request.query["since"])
+        except (KeyError, ValueError):
+            return web.json_response({"error": "since: epoch seconds"}, status=400)
+        if llm.count("/") != 1:
+            return web.json_response({"error": "llm: NAMESPACE/NAME"}, status=400)
+        releases = self.windows.since(llm, since)
+        return web.json_response(traffic_json(self.traffic.instance, self.windows.now(), releases))
 
     @property
     def ready(self) -> bool:
@@ -211,6 +241,7 @@ def build_admin_app(gateway: Gateway) -> web.Application:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_get("/demand", gateway.demand)
+    app.router.add_get("/traffic", gateway.traffic_since)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
