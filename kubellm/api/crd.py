@@ -45,6 +45,12 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Where the LLM is in its lifecycle.",
     },
     {
+        "name": "Stage",
+        "type": "string",
+        "jsonPath": ".status.stage",
+        "description": 'Where the rollout stands, e.g. "Canary 10%".',
+    },
+    {
         "name": "Production",
         "type": "string",
         "jsonPath": ".status.production.version",

@@ -25,6 +25,8 @@ from kubellm.api.vocabulary import (
 __all__ = [
     "HISTORY_LIMIT",
     "PROMOTED_LIMIT",
+    "CanaryStatus",
+    "CanaryStepStatus",
     "CandidateStatus",
     "Condition",
     "ConditionStatus",
@@ -88,6 +90,39 @@ class LoadTestFigures(_Status):
     reasons: list[str] = Field(default_factory=list, description="Violated objectives.")
 
 
+class CanaryStepStatus(_Status):
+    step: int = Field(description="Step number, from 1.")
+    weight: int = Field(description="Percent of the requests the candidate took.")
+    started_at: str = Field(description="Start of the step's window (RFC 3339).")
+    ended_at: str | None = Field(default=None, description="When it was judged, if it was.")
+    outcome: str = Field(description="Running, Passed or Failed.")
+    requests: int = Field(default=0, description="Candidate requests in the window.")
+    error_rate: float | None = Field(default=None, description="Candidate's failed fraction.")
+    p95_ms: float | None = Field(default=None, description="Candidate's p95 latency (ms).")
+    p95_ttft_ms: float | None = Field(
+        default=None, description="Candidate's p95 time to first token (ms)."
+    )
+    tokens_per_second: float | None = Field(
+        default=None, description="Candidate's completion tokens per second of answering."
+    )
+    production_requests: int = Field(default=0, description="Production requests, same window.")
+    production_error_rate: float | None = Field(default=None, description="Production's.")
+    production_p95_ms: float | None = Field(default=None, description="Production's p95 (ms).")
+    production_tokens_per_second: float | None = Field(
+        default=None, description="Production's tokens per second of answering."
+    )
+    reasons: list[str] = Field(default_factory=list, description="Why it failed.")
+
+
+class CanaryStatus(_Status):
+    step: int = Field(description="The step in progress, from 1.")
+    weight: int = Field(description="Percent of the requests the candidate takes now.")
+    step_started_at: str = Field(description="Start of the step's window (RFC 3339).")
+    steps: list[CanaryStepStatus] = Field(
+        default_factory=list, max_length=10, description="Each step's figures so far."
+    )
+
+
 class CandidateStatus(_Status):
     version: str | None = Field(default=None, description="Registry version under test.")
     deployment: str | None = Field(default=None, description="Its serving Deployment.")
@@ -97,6 +132,9 @@ class CandidateStatus(_Status):
     load_test_job: str | None = Field(default=None, description="The load-test Job.")
     load_test: LoadTestFigures | None = Field(default=None, description="Gate figures.")
     since: str | None = Field(default=None, description="When this candidate appeared.")
+    canary: CanaryStatus | None = Field(
+        default=None, description="Its canary on live traffic (strategy Canary)."
+    )
 
 
 class ProductionStatus(_Status):
@@ -158,10 +196,16 @@ class Release(_Status):
     tokens_per_second: float | None = Field(default=None, description="Generated tokens/s.")
     error_rate: float | None = Field(default=None, description="Failed fraction.")
     reasons: list[str] = Field(default_factory=list, description="Why it was refused.")
+    canary: list[CanaryStepStatus] = Field(
+        default_factory=list, max_length=10, description="Its canary steps' figures."
+    )
 
 
 class LLMStatus(_Status):
     phase: Phase | None = Field(default=None, description="Short summary for kubectl get.")
+    stage: str | None = Field(
+        default=None, description='Where the rollout stands, e.g. "Canary 10%" (kubectl get).'
+    )
     observed_generation: int | None = Field(
         default=None, description="The spec generation the status describes."
     )

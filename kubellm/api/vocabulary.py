@@ -35,6 +35,7 @@ class Phase(StrEnum):
     TRAINING = "Training"
     DEPLOYING = "Deploying"
     LOAD_TESTING = "LoadTesting"
+    CANARY = "Canary"
     PROMOTING = "Promoting"
     READY = "Ready"
     DEGRADED = "Degraded"
@@ -93,6 +94,8 @@ class Reason(StrEnum):
     LOAD_TEST_RUNNING = "LoadTestRunning"
     LOAD_TEST_PASSED = "LoadTestPassed"
     LOAD_TEST_FAILED = "LoadTestFailed"
+    CANARY_RUNNING = "CanaryRunning"
+    CANARY_FAILED = "CanaryFailed"
     PROMOTED = "Promoted"
     # Ready
     NO_PRODUCTION_VERSION = "NoProductionVersion"
@@ -109,6 +112,7 @@ FAILURE_REASONS = frozenset(
     {
         Reason.TRAINING_FAILED,
         Reason.LOAD_TEST_FAILED,
+        Reason.CANARY_FAILED,
         Reason.CANDIDATE_REFUSED,
         Reason.INVALID_SPEC,
         Reason.PRODUCTION_STARTING,
@@ -131,6 +135,7 @@ class EventReason(StrEnum):
     TRAINING_SUPERSEDED = "TrainingSuperseded"
     CANDIDATE_DEPLOYING = "CandidateDeploying"
     LOAD_TEST_STARTED = "LoadTestStarted"
+    CANARY_STEP_STARTED = "CanaryStepStarted"
     PROMOTED = "Promoted"
     REFUSED = "Refused"
     RETIRED = "Retired"
@@ -155,6 +160,7 @@ class CandidateState(StrEnum):
 
     STARTING = "Starting"
     LOAD_TESTING = "LoadTesting"
+    CANARY = "Canary"
     PASSED = "Passed"
     REFUSED = "Refused"
 

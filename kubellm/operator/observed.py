@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kubellm.gateway.demand import LLMDemand
+from kubellm.gateway.windows import ReleaseTraffic
 
 __all__ = [
     "DeploymentState",
     "JobState",
+    "LiveTraffic",
     "Observed",
     "RegistryState",
     "ServiceState",
@@ -98,6 +100,19 @@ class RegistryState:
 
 
 @dataclass(frozen=True)
+class LiveTraffic:
+    """The gateways' answers per release since ``since`` (a canary step's start), added up
+    over every gateway replica that answered (`kubellm.operator.sampling`)."""
+
+    #: the window's start, as written in ``status.candidate.canary.stepStartedAt``
+    since: str
+    releases: Mapping[str, ReleaseTraffic] = field(default_factory=dict)
+    #: gateway replicas that answered, and those asked
+    answered: int = 0
+    asked: int = 0
+
+
+@dataclass(frozen=True)
 class Observed:
     jobs: Mapping[str, JobState] = field(default_factory=dict)
     deployments: Mapping[str, DeploymentState] = field(default_factory=dict)
@@ -108,3 +123,5 @@ class Observed:
     registry: RegistryState = field(default_factory=RegistryState)
     #: the gateways' combined report for this LLM; None: no fresh report (unknown demand)
     demand: LLMDemand | None = None
+    #: live figures of a canary step in progress; None: no step, or no gateway answered
+    live: LiveTraffic | None = None

@@ -25,6 +25,7 @@ from kubellm.operator.kube import KubeApi
 from kubellm.operator.metrics import RECONCILE_SECONDS, RECONCILES, ROLLOUTS
 from kubellm.operator.planning import plan, plan_invalid
 from kubellm.operator.reading import observe
+from kubellm.operator.sampling import read_live
 from kubellm.registry import CircuitBreaker, Registry, TrackingUriRefused
 
 __all__ = ["TRACKING_REFUSED", "Outcome", "Reconciler"]
@@ -128,6 +129,9 @@ class Reconciler:
         observed = observe(self.api, llm, lambda: registry)
         if self.demand is not None:
             observed = replace(observed, demand=self.demand(namespace, name))
+        live = read_live(self.config, llm)  # None unless a canary step is in progress
+        if live is not None:
+            observed = replace(observed, live=live)
         the_plan = plan(llm, observed, self.config)
         written = execute(self.api, registry, llm, observed, the_plan, raw_status)
         for event in the_plan.events:

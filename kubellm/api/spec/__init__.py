@@ -15,7 +15,15 @@ names, so `from kubellm.api.spec import LLMSpec` is the way to import them.
 from kubellm.api.spec.fields import ResourcesSpec, cel, duration_seconds
 from kubellm.api.spec.llm import LLMSpec
 from kubellm.api.spec.registry import MlflowSpec, ModelSpec
-from kubellm.api.spec.rollout import LoadTestSpec, OnFailure, RolloutSpec, SloSpec
+from kubellm.api.spec.rollout import (
+    CanarySpec,
+    CanaryStep,
+    LoadTestSpec,
+    OnFailure,
+    RolloutSpec,
+    SloSpec,
+    Strategy,
+)
 from kubellm.api.spec.serving import (
     AutoscalingMetric,
     AutoscalingSpec,
@@ -37,6 +45,8 @@ from kubellm.api.spec.training import (
 __all__ = [
     "AutoscalingMetric",
     "AutoscalingSpec",
+    "CanarySpec",
+    "CanaryStep",
     "CheckpointsSpec",
     "DatasetSpec",
     "EngineName",
@@ -53,6 +63,7 @@ __all__ = [
     "SecretKeySelector",
     "ServingSpec",
     "SloSpec",
+    "Strategy",
     "Toleration",
     "TrainingMethod",
     "TrainingSpec",

@@ -1,11 +1,16 @@
-"""`spec.rollout`: how a candidate version becomes production (aliases, load test, SLOs).
+"""`spec.rollout`: how a candidate version becomes production (aliases, load test, SLOs,
+strategy).
 
 The gate every release passes: the load test's shape, the objectives its figures are
-judged against, and what happens to a candidate that fails them.
+judged against, and what happens to a candidate that fails them. With ``strategy: Canary``
+a candidate that passed the load test then takes a growing share of the live traffic
+(``canary.steps``), each step judged on the candidate's live figures against the same
+objectives and against production over the same window.
 """
 
 from __future__ import annotations
 
+import itertools
 from enum import StrEnum
 from typing import Annotated
 
@@ -21,16 +26,32 @@ from kubellm.api.spec.fields import (
 )
 
 __all__ = [
+    "CanarySpec",
+    "CanaryStep",
     "LoadTestSpec",
     "OnFailure",
     "RolloutSpec",
     "SloSpec",
+    "Strategy",
 ]
 
 
 class OnFailure(StrEnum):
     ROLLBACK = "Rollback"
     KEEP = "KeepCandidate"
+
+
+class Strategy(StrEnum):
+    #: the candidate takes all traffic at once after the load test
+    BLUE_GREEN = "BlueGreen"
+    #: then a growing share of live traffic, step by step (``canary``)
+    CANARY = "Canary"
+
+
+#: the longest pause of one canary step (the gateways keep two hours of figures)
+MAX_PAUSE = "1h"
+#: bounds of how often a step is judged during its pause
+MAX_INTERVAL = "5m"
 
 
 class SloSpec(SpecModel):
@@ -103,6 +124,96 @@ class LoadTestSpec(SpecModel):
         return self
 
 
+class CanaryStep(SpecModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"duration(self.pause) > duration('0s') && "
+                    f"duration(self.pause) <= duration('{MAX_PAUSE}')",
+                    f"must be longer than zero and at most {MAX_PAUSE}",
+                    ".pause",
+                ),
+            ]
+        }
+    )
+
+    weight: int = Field(
+        ge=1, le=100, description="Percent of the LLM's requests the candidate takes in this step."
+    )
+    pause: Duration = Field(
+        description='How long the step lasts before it is judged passed, e.g. "2m" (at most 1h).'
+    )
+
+    @model_validator(mode="after")
+    def _pause_bounded(self) -> CanaryStep:
+        seconds = duration_seconds(self.pause)
+        if not 0 < seconds <= duration_seconds(MAX_PAUSE):
+            raise ValueError(
+                f"pause: must be longer than zero and at most {MAX_PAUSE} (got {self.pause!r})"
+            )
+        return self
+
+
+_INCREASING = (
+    "[1, 2, 3, 4, 5, 6, 7, 8, 9].all(i, i >= size(self.steps) || "
+    "self.steps[i - 1].weight < self.steps[i].weight)"
+)
+
+
+class CanarySpec(SpecModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(_INCREASING, "weights must increase from step to step", ".steps"),
+                cel(
+                    f"duration(self.interval) > duration('0s') && "
+                    f"duration(self.interval) <= duration('{MAX_INTERVAL}')",
+                    f"must be longer than zero and at most {MAX_INTERVAL}",
+                    ".interval",
+                ),
+            ]
+        }
+    )
+
+    steps: list[CanaryStep] = Field(
+        min_length=1,
+        max_length=10,
+        description=(
+            "The candidate's share of live traffic, step by step (weights increasing); after "
+            "the last step passes it is promoted."
+        ),
+    )
+    min_requests: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Fewest candidate requests a step needs to be judged; a step that ends with fewer "
+            "fails (fail closed)."
+        ),
+    )
+    interval: Duration = Field(
+        default="10s",
+        description=(
+            "How often a step's live figures are judged during its pause; a breach returns "
+            "all traffic to production within one interval (at most 5m)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _steps_and_interval(self) -> CanarySpec:
+        weights = [s.weight for s in self.steps]
+        if any(b <= a for a, b in itertools.pairwise(weights)):
+            raise ValueError(f"steps: weights must increase from step to step (got {weights})")
+        if not 0 < duration_seconds(self.interval) <= duration_seconds(MAX_INTERVAL):
+            raise ValueError(
+                f"interval: must be longer than zero and at most {MAX_INTERVAL} "
+                f"(got {self.interval!r})"
+            )
+        return self
+
+
 class RolloutSpec(SpecModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -111,6 +222,16 @@ class RolloutSpec(SpecModel):
                     "self.candidateAlias != self.productionAlias",
                     "productionAlias must differ from candidateAlias",
                     ".productionAlias",
+                ),
+                cel(
+                    "self.strategy != 'Canary' || has(self.canary)",
+                    "required when strategy is Canary",
+                    ".canary",
+                ),
+                cel(
+                    "self.strategy == 'Canary' || !has(self.canary)",
+                    "only with strategy Canary",
+                    ".canary",
                 ),
             ]
         }
@@ -135,9 +256,24 @@ class RolloutSpec(SpecModel):
         default=OnFailure.ROLLBACK,
         description="Rollback: remove a failed candidate; KeepCandidate: leave it for debugging.",
     )
+    strategy: Strategy = Field(
+        default=Strategy.BLUE_GREEN,
+        description=(
+            "BlueGreen: a candidate that passed the load test takes all traffic at once; "
+            "Canary: it then takes the shares of canary.steps, each judged on live traffic "
+            "through the gateway."
+        ),
+    )
+    canary: CanarySpec | None = Field(
+        default=None, description="The canary's steps (only with strategy Canary)."
+    )
 
     @model_validator(mode="after")
     def _aliases_differ(self) -> RolloutSpec:
         if self.candidate_alias == self.production_alias:
             raise ValueError("productionAlias: must differ from candidateAlias")
+        if self.strategy is Strategy.CANARY and self.canary is None:
+            raise ValueError("canary: required when strategy is Canary")
+        if self.strategy is not Strategy.CANARY and self.canary is not None:
+            raise ValueError("canary: only with strategy Canary")
         return self

@@ -117,6 +117,7 @@ def plan(
     phase = _phase(w, training_state, rollout)
     status = LLMStatus(
         phase=phase,
+        stage=rollout.stage_label,
         observed_generation=llm.generation,
         conditions=merged,
         training=w.status.training,

@@ -50,7 +50,9 @@ def plan_production(w: Work, rollout: Rollout) -> None:
     serving = _serving_version(w, production)
     w.want(build_serving_deployment(llm, production, w.config, replicas=initial_replicas(w)))
     w.want(build_production_service(llm, serving, w.config))
-    scaled_to_zero = plan_serving(w, production, serving)
+    weight = rollout.canary_weight
+    canary = (rollout.version, weight) if rollout.version and weight is not None else None
+    scaled_to_zero = plan_serving(w, production, serving, canary)
     prev = llm.status.production
     moved = rollout.promoted is not None or prev is None or prev.version != production
     w.status.production = ProductionStatus(

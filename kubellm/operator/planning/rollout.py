@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import assert_never
 
 from kubellm.api.conditions import find
+from kubellm.api.spec import duration_seconds
 from kubellm.api.status import HISTORY_LIMIT, CandidateStatus, LoadTestFigures, Release
+from kubellm.api.timestamps import parse_time
 from kubellm.api.vocabulary import (
     ConditionType,
     EventReason,
@@ -62,7 +64,7 @@ def plan_rollout(w: Work, production: str | None) -> Rollout:
             _withdrawn(w, r)
         case Stage.STARTING:
             _starting(w, r)
-        case Stage.STUCK | Stage.FAILED:
+        case Stage.STUCK | Stage.FAILED | Stage.CANARY_FAILED:
             _refuse(w, r)
         case Stage.AWAITING_SERVICE:
             _awaiting_service(w, r)
@@ -70,6 +72,8 @@ def plan_rollout(w: Work, production: str | None) -> Rollout:
             _start_load_test(w, r)
         case Stage.LOAD_TESTING:
             _load_testing(w, r)
+        case Stage.CANARY | Stage.CANARY_STEP_PASSED:
+            _canary(w, r)
         case Stage.PASSED:
             _promote(w, r)
         case _:  # a new Stage without its function fails the type check here
@@ -107,12 +111,13 @@ def _refused_earlier(w: Work, r: Rollout) -> None:
         f"{RETRY_ANNOTATION} annotation to test it again",
     )
     prev = find(w.llm.status.conditions, ConditionType.LOAD_TEST_PASSED)
+    failed = (Reason.LOAD_TEST_FAILED, Reason.CANARY_FAILED)
     w.condition(
         ConditionType.LOAD_TEST_PASSED,
         F,
-        Reason.LOAD_TEST_FAILED,
+        Reason(prev.reason) if prev and prev.reason in failed else Reason.LOAD_TEST_FAILED,
         prev.message
-        if prev and prev.reason == Reason.LOAD_TEST_FAILED
+        if prev and prev.reason in failed
         else f"version {r.version} was refused by the load-test gate",
     )
 
@@ -238,6 +243,37 @@ def _load_testing(w: Work, r: Rollout) -> None:
     w.out.wait()
 
 
+def _canary(w: Work, r: Rollout) -> None:
+    """A step of the canary: the candidate takes its share (the routes, `scaling`), and the
+    reconcile comes back every ``interval`` to judge it, and when its pause ends."""
+    spec = w.llm.spec.rollout.canary
+    assert r.canary is not None and spec is not None
+    cand = _deploy(w, r)
+    cand.load_test = r.figures
+    cand.canary = r.canary
+    _available(w, r)
+    w.keep("Job", r.job or "")
+    step, total = r.canary.step, len(spec.steps)
+    w.condition(
+        ConditionType.LOAD_TEST_PASSED,
+        U,
+        Reason.CANARY_RUNNING,
+        f"version {r.version} passed its load test; canary step {step} of {total}: "
+        f"{r.canary.weight}% of live traffic since {r.canary.step_started_at}",
+    )
+    if r.stage is Stage.CANARY_STEP_PASSED or (len(r.canary.steps) == 1 and r.judgement is None):
+        w.event(
+            EventType.NORMAL,
+            EventReason.CANARY_STEP_STARTED,
+            f"version {r.version}: canary step {step} of {total} sends it "
+            f"{r.canary.weight}% of live traffic",
+        )
+    started = parse_time(r.canary.step_started_at) or w.now
+    pause = duration_seconds(spec.steps[min(step, total) - 1].pause)
+    remaining = pause - (w.now - started).total_seconds()
+    w.out.wait(max(0.5, min(duration_seconds(spec.interval), remaining + 0.5)))
+
+
 # --- verdicts ----------------------------------------------------------------------------
 
 
@@ -247,6 +283,7 @@ def _promote(w: Work, r: Rollout) -> None:
     assert r.version is not None and figures is not None
     cand = _deploy(w, r)
     cand.load_test = figures
+    cand.canary = r.canary
     _available(w, r)
     w.keep("Job", r.job or "")
     w.status.last_p95_ms = figures.p95_ms
@@ -262,12 +299,17 @@ def _promote(w: Work, r: Rollout) -> None:
     w.out.registry.append(RegistryAction("set_tags", r.version, tags=tags))
     alias = llm.spec.rollout.production_alias
     w.out.registry.append(RegistryAction("set_alias", r.version, alias=alias))
+    passed = (
+        "the load test"
+        if r.canary is None
+        else f"the load test and {len(r.canary.steps)} canary step(s)"
+    )
     w.event(
         EventType.NORMAL,
         EventReason.PROMOTED,
-        f"version {r.version} passed the load test and takes traffic (p95 {figures.p95_ms} ms)",
+        f"version {r.version} passed {passed} and takes traffic (p95 {figures.p95_ms} ms)",
     )
-    _add_history(w, _release(w, r.version, ReleaseVerdict.PROMOTED, figures))
+    _add_history(w, _release(w, r, ReleaseVerdict.PROMOTED, figures))
     record_promotion(w, r.version)
     w.out.wait(0.5)
 
@@ -286,35 +328,39 @@ def _refuse(w: Work, r: Rollout) -> None:
         state=r.candidate_state,
         load_test=figures,
         since=stamp(w.now),
+        canary=r.canary,
     )
     if figures.p95_ms is not None:
         w.status.last_p95_ms = figures.p95_ms
     reasons = "; ".join(figures.reasons) or "the load test failed"
+    canary = r.stage is Stage.CANARY_FAILED
     w.condition(
         ConditionType.CANDIDATE_READY, F, Reason.CANDIDATE_REFUSED, f"version {r.version} refused"
     )
     w.condition(
         ConditionType.LOAD_TEST_PASSED,
         F,
-        Reason.LOAD_TEST_FAILED,
+        Reason.CANARY_FAILED if canary else Reason.LOAD_TEST_FAILED,
         f"version {r.version}: {reasons}",
     )
     tags = _figure_tags(figures, ReleaseVerdict.REFUSED, r.token)
     w.out.registry.append(RegistryAction("set_tags", r.version, tags=tags))
+    gate = "its canary; all traffic is back on production" if canary else "the load-test gate"
     w.event(
         EventType.WARNING,
         EventReason.REFUSED,
-        f"version {r.version} failed the load-test gate: {reasons}",
+        f"version {r.version} failed {gate}: {reasons}",
     )
     key = token_key(r.version, r.token)
     refused = [v for v in llm.status.refused_versions if v != key]
     w.status.refused_versions = [*refused, key][-HISTORY_LIMIT:]
-    _add_history(w, _release(w, r.version, ReleaseVerdict.REFUSED, figures))
+    _add_history(w, _release(w, r, ReleaseVerdict.REFUSED, figures))
 
 
-def _release(w: Work, version: str, verdict: ReleaseVerdict, figures: LoadTestFigures) -> Release:
+def _release(w: Work, r: Rollout, verdict: ReleaseVerdict, figures: LoadTestFigures) -> Release:
+    assert r.version is not None
     return Release(
-        version=version,
+        version=r.version,
         verdict=verdict,
         at=stamp(w.now),
         p95_ms=figures.p95_ms,
@@ -322,6 +368,7 @@ def _release(w: Work, version: str, verdict: ReleaseVerdict, figures: LoadTestFi
         tokens_per_second=figures.tokens_per_second,
         error_rate=figures.error_rate,
         reasons=figures.reasons,
+        canary=r.canary.steps if r.canary is not None else [],
     )
 
 

@@ -16,8 +16,8 @@ reports (`kubellm.gateway.demand`):
 Without a demand report (no gateway configured, or none answered lately) nothing is scaled
 to zero, and a release at zero is started again: an unknown demand is served, never left
 waiting. The routes (`status.serving.routes`) are the gateway's instructions, and the
-operator is their one writer: today the whole traffic goes to the production Service; a
-canary step adds the candidate with its weight.
+operator is their one writer: the whole traffic goes to the production Service, except
+during a canary step (`stages.Stage.CANARY`), which gives the candidate Service its share.
 """
 
 from __future__ import annotations
@@ -26,7 +26,12 @@ from kubellm.api.spec import duration_seconds
 from kubellm.api.status import RouteStatus, ServingStatus
 from kubellm.api.vocabulary import EventReason, EventType
 from kubellm.operator.builders import build_hpa
-from kubellm.operator.naming import deployment_name, hpa_name, production_service_name
+from kubellm.operator.naming import (
+    candidate_service_name,
+    deployment_name,
+    hpa_name,
+    production_service_name,
+)
 from kubellm.operator.planning.plans import Deletion, Scale
 from kubellm.operator.planning.work import Work
 
@@ -42,12 +47,36 @@ def initial_replicas(w: Work) -> int:
     return max(1, w.llm.spec.serving.replicas.min)
 
 
-def plan_serving(w: Work, production: str, serving_version: str) -> bool:
+def _routes(w: Work, serving_version: str, canary: tuple[str, int] | None) -> list[RouteStatus]:
+    """The gateway's routes: production takes what the canary (candidate version, percent)
+    leaves; a release with no share is left out."""
+    llm = w.llm
+    share = canary[1] if canary is not None else 0
+    out = []
+    if share < 100:
+        out.append(
+            RouteStatus(
+                version=serving_version,
+                service=production_service_name(llm.name),
+                weight=100 - share,
+            )
+        )
+    if canary is not None and share > 0:
+        out.append(
+            RouteStatus(version=canary[0], service=candidate_service_name(llm.name), weight=share)
+        )
+    return out
+
+
+def plan_serving(
+    w: Work, production: str, serving_version: str, canary: tuple[str, int] | None = None
+) -> bool:
     """Scale the production release (HPA range, zero, or from zero) and record routes.
 
     ``serving_version`` is the release the production Service selects now (it differs from
-    ``production`` while a rollback waits for its release to start). Returns True while the
-    release is scaled to zero or starting from zero by the operator's choice.
+    ``production`` while a rollback waits for its release to start); ``canary`` is the
+    candidate's version and share during a canary step. Returns True while the release is
+    scaled to zero or starting from zero by the operator's choice.
     """
     llm = w.llm
     spec = llm.spec.serving
@@ -119,10 +148,6 @@ def plan_serving(w: Work, production: str, serving_version: str) -> bool:
         scaled_to_zero=sleeping,
         last_cold_start_seconds=cold,
         last_cold_start_at=cold_at,
-        routes=[
-            RouteStatus(
-                version=serving_version, service=production_service_name(llm.name), weight=100
-            )
-        ],
+        routes=_routes(w, serving_version, canary),
     )
     return sleeping

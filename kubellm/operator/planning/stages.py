@@ -9,23 +9,34 @@ that leads to it in `read_rollout`, its rows in the two tables below, and its fu
 
 ``production`` is always the version this operator verified (`trust`), never the
 registry alias as such, so a reconcile after a crash at any point reads the same stage.
+
+With ``spec.rollout.strategy: Canary`` a candidate that passed its load test is not
+promoted at once: it takes the first step's share of live traffic (CANARY), each step is
+judged on the gateways' figures since the step's start (`analysis`), a passed step starts
+the next (CANARY_STEP_PASSED), the last one passed promotes (PASSED), a failed one refuses
+(CANARY_FAILED). The step and its start live in ``status.candidate.canary``, so a restarted
+operator reads the same step and window.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from kubellm.api.spec import OnFailure
-from kubellm.api.status import LoadTestFigures
+from kubellm.api.spec import CanarySpec, OnFailure, Strategy, duration_seconds
+from kubellm.api.status import CanaryStatus, CanaryStepStatus, LoadTestFigures
+from kubellm.api.timestamps import parse_time
 from kubellm.api.vocabulary import CandidateState, LoadTestVerdict, Phase, ReleaseVerdict
+from kubellm.loadtests.slo import parse_slo
+from kubellm.operator.builders import slo_argument
 from kubellm.operator.naming import (
     candidate_service_name,
     deployment_name,
     loadtest_job_name,
 )
+from kubellm.operator.planning.analysis import StepJudgement, StepOutcome, judge_step
 from kubellm.operator.planning.trust import is_withdrawn, retry_token, token_key
-from kubellm.operator.planning.work import TOKEN_TAG, VERDICT_TAG, Work
+from kubellm.operator.planning.work import TOKEN_TAG, VERDICT_TAG, Work, stamp
 from kubellm.operator.verdicts import parse_loadtest_message
 
 __all__ = ["Rollout", "Stage", "read_rollout"]
@@ -48,10 +59,16 @@ class Stage(StrEnum):
     LOAD_TEST_STARTING = "LoadTestStarting"
     #: its load-test Job runs
     LOAD_TESTING = "LoadTesting"
-    #: its load-test Job passed: promoted now
+    #: it passed the gate (its load test, and under Canary the last step): promoted now
     PASSED = "Passed"
     #: its load-test Job failed: refused now
     FAILED = "Failed"
+    #: passed its load test (strategy Canary): takes a step's share of live traffic
+    CANARY = "Canary"
+    #: a step's pause ended within the objectives: the next step starts now
+    CANARY_STEP_PASSED = "CanaryStepPassed"
+    #: a step breached an objective, or ended with too few requests: refused now
+    CANARY_FAILED = "CanaryFailed"
 
 
 #: the candidate's ``status.candidate.state`` in each stage that deploys it
@@ -63,6 +80,9 @@ CANDIDATE_STATE = {
     Stage.PASSED: CandidateState.PASSED,
     Stage.STUCK: CandidateState.REFUSED,
     Stage.FAILED: CandidateState.REFUSED,
+    Stage.CANARY: CandidateState.CANARY,
+    Stage.CANARY_STEP_PASSED: CandidateState.CANARY,
+    Stage.CANARY_FAILED: CandidateState.REFUSED,
 }
 
 #: the LLM's phase while the rollout is in a stage (others: from training and production)
@@ -72,9 +92,13 @@ PHASE = {
     Stage.LOAD_TEST_STARTING: Phase.LOAD_TESTING,
     Stage.LOAD_TESTING: Phase.LOAD_TESTING,
     Stage.PASSED: Phase.PROMOTING,
+    Stage.CANARY: Phase.CANARY,
+    Stage.CANARY_STEP_PASSED: Phase.CANARY,
 }
 
-_REFUSED_NOW = frozenset({Stage.STUCK, Stage.FAILED})
+_REFUSED_NOW = frozenset({Stage.STUCK, Stage.FAILED, Stage.CANARY_FAILED})
+#: stages in which the candidate takes a share of the live traffic after this pass
+_CANARY_TRAFFIC = frozenset({Stage.CANARY, Stage.CANARY_STEP_PASSED})
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,10 @@ class Rollout:
     figures: LoadTestFigures | None = None
     #: what ``spec.rollout.onFailure`` says about a refused candidate's Deployment
     keep_refused: bool = True
+    #: the canary's status after this pass (strategy Canary, once the load test passed)
+    canary: CanaryStatus | None = None
+    #: the judgement of the step in progress, in canary stages that judged one
+    judgement: StepJudgement | None = None
 
     @property
     def candidate_state(self) -> CandidateState | None:
@@ -104,6 +132,19 @@ class Rollout:
     @property
     def phase(self) -> Phase | None:
         return PHASE.get(self.stage)
+
+    @property
+    def canary_weight(self) -> int | None:
+        """The candidate's share of live traffic (percent) after this pass, if any."""
+        if self.stage in _CANARY_TRAFFIC and self.canary is not None:
+            return self.canary.weight
+        return None
+
+    @property
+    def stage_label(self) -> str | None:
+        """The stage as ``kubectl get llm`` shows it, e.g. "Canary 10%"."""
+        weight = self.canary_weight
+        return f"Canary {weight}%" if weight is not None else None
 
     @property
     def promoted(self) -> str | None:
@@ -174,4 +215,109 @@ def read_rollout(w: Work, production: str | None) -> Rollout:
     figures = parse_loadtest_message(job.message, 0 if job.complete else (job.exit_code or 1))
     passed = job.complete and figures.verdict is LoadTestVerdict.PASS
     stage = Stage.PASSED if passed else Stage.FAILED
-    return Rollout(stage, version, production, token, dep_name, job_name, figures, keep)
+    r = Rollout(stage, version, production, token, dep_name, job_name, figures, keep)
+    canary = llm.spec.rollout.canary
+    if passed and llm.spec.rollout.strategy is Strategy.CANARY and canary is not None:
+        return _read_canary(w, r, canary)
+    return r
+
+
+def _running(step: int, weight: int, started_at: str) -> CanaryStepStatus:
+    return CanaryStepStatus(step=step, weight=weight, started_at=started_at, outcome="Running")
+
+
+def _step_record(
+    step: int, weight: int, started_at: str, j: StepJudgement, ended_at: str | None
+) -> CanaryStepStatus:
+    c, p = j.candidate, j.production
+    return CanaryStepStatus(
+        step=step,
+        weight=weight,
+        started_at=started_at,
+        ended_at=ended_at,
+        outcome="Running" if j.outcome is StepOutcome.WAITING else str(j.outcome),
+        requests=c.requests,
+        error_rate=c.error_rate,
+        p95_ms=c.p95_ms,
+        p95_ttft_ms=c.p95_time_to_first_token_ms,
+        tokens_per_second=c.tokens_per_second,
+        production_requests=p.requests,
+        production_error_rate=p.error_rate,
+        production_p95_ms=p.p95_ms,
+        production_tokens_per_second=p.tokens_per_second,
+        reasons=list(j.reasons),
+    )
+
+
+def _read_canary(w: Work, passed: Rollout, spec: CanarySpec) -> Rollout:
+    """The canary stage of a candidate that passed its load test: its step (from status,
+    or the first starting now) judged on the live figures of the step's window."""
+    now = stamp(w.now)
+    previous = w.llm.status.candidate
+    canary = (
+        previous.canary if previous is not None and previous.version == passed.version else None
+    )
+    steps = spec.steps
+    if canary is None:
+        first = CanaryStatus(
+            step=1,
+            weight=steps[0].weight,
+            step_started_at=now,
+            steps=[_running(1, steps[0].weight, now)],
+        )
+        return replace(passed, stage=Stage.CANARY, canary=first)
+    k = min(max(canary.step, 1), len(steps))  # the spec may have lost steps meanwhile
+    step = steps[k - 1]
+    started = parse_time(canary.step_started_at) or w.now
+    pause_over = (w.now - started).total_seconds() >= duration_seconds(step.pause)
+    live = w.observed.live
+    if live is not None and live.since != canary.step_started_at:
+        live = None  # read for another window
+    releases = live.releases if live is not None else {}
+    judged = judge_step(
+        releases.get(passed.version or ""),
+        releases.get(passed.production) if passed.production else None,
+        parse_slo(slo_argument(w.llm.spec.rollout.load_test.slo), source="spec.rollout"),
+        min_requests=spec.min_requests,
+        pause_over=pause_over,
+    )
+    if judged.outcome is StepOutcome.FAILED and live is None:
+        why = "no gateway answered with live figures (is the gateway installed?)"
+        judged = replace(judged, reasons=(*judged.reasons, why))
+    ended = None if judged.outcome is StepOutcome.WAITING else now
+    done = [s for s in canary.steps if s.step < k]
+    record = _step_record(k, step.weight, canary.step_started_at, judged, ended)
+    if judged.outcome is StepOutcome.WAITING:
+        status = CanaryStatus(
+            step=k,
+            weight=step.weight,
+            step_started_at=canary.step_started_at,
+            steps=[*done, record],
+        )
+        return replace(passed, stage=Stage.CANARY, canary=status, judgement=judged)
+    if judged.outcome is StepOutcome.FAILED:
+        status = canary.model_copy(update={"steps": [*done, record]})
+        c = judged.candidate
+        figures = LoadTestFigures(
+            verdict=LoadTestVerdict.FAIL,
+            p95_ms=c.p95_ms,
+            p95_ttft_ms=c.p95_time_to_first_token_ms,
+            tokens_per_second=c.tokens_per_second,
+            error_rate=c.error_rate,
+            requests=c.requests,
+            reasons=[f"canary step {k} ({step.weight}%): {r}" for r in judged.reasons],
+        )
+        return replace(
+            passed, stage=Stage.CANARY_FAILED, canary=status, judgement=judged, figures=figures
+        )
+    if k < len(steps):
+        following = steps[k]
+        status = CanaryStatus(
+            step=k + 1,
+            weight=following.weight,
+            step_started_at=now,
+            steps=[*done, record, _running(k + 1, following.weight, now)],
+        )
+        return replace(passed, stage=Stage.CANARY_STEP_PASSED, canary=status, judgement=judged)
+    status = canary.model_copy(update={"steps": [*done, record]})
+    return replace(passed, canary=status, judgement=judged)

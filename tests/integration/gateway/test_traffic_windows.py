@@ -3,16 +3,24 @@ pods on loopback: what a canary step is judged on."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from kubellm.api import parse_llm
+from kubellm.api.status import LLMStatus
+from kubellm.api.timestamps import format_time
 from kubellm.gateway.windows import from_json
+from kubellm.operator.config import OperatorConfig
+from kubellm.operator.sampling import read_live
 from tests.integration.gateway.conftest import FakePod
+from tests.unit.api.invalid_manifests import base_manifest
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,3 +108,34 @@ async def test_traffic_refuses_a_malformed_query(make_harness) -> None:
         assert r.status == 400
     async with h.client.get(h.admin_url + "/traffic", params={"llm": "a/b"}) as r:
         assert r.status == 400
+
+
+async def test_the_operator_reads_a_canary_steps_window_from_the_gateway(make_harness) -> None:
+    draws = itertools.cycle([0.1, 0.1, 0.1, 0.9])  # 3 to production, 1 to the candidate
+    h = await make_harness(rng=lambda: next(draws))
+    h.add_llm("bot", [("3", "bot", 75), ("4", "bot-candidate", 25)])
+    await h.add_pod("bot", "3", usage)
+    await h.add_pod("bot", "4", failing)
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    for _ in range(8):
+        await h.complete("bot")
+    status = {
+        "candidate": {
+            "version": "4",
+            "canary": {"step": 1, "weight": 25, "stepStartedAt": format_time(started)},
+        }
+    }
+    manifest = base_manifest()
+    manifest["metadata"].update(name="bot", namespace="default", uid="u")
+    llm = parse_llm({**manifest, "status": status})
+    config = OperatorConfig(gateway_demand_url=h.admin_url + "/demand")
+    live = await asyncio.to_thread(read_live, config, llm)
+    assert live is not None and live.since == format_time(started)
+    assert (live.answered, live.asked) == (1, 1)
+    assert (live.releases["3"].requests, live.releases["4"].errors) == (6, 2)
+    # no canary step in the status: nothing is read
+    idle = llm.model_copy(update={"status": LLMStatus()})
+    assert await asyncio.to_thread(read_live, config, idle) is None
+    # no gateway answering: None, and the step will fail closed
+    gone = OperatorConfig(gateway_demand_url="http://127.0.0.1:9/demand")
+    assert await asyncio.to_thread(read_live, gone, llm) is None

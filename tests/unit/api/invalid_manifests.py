@@ -64,6 +64,20 @@ def _drop(path: str) -> Mutation:
     return mutate
 
 
+def _canary(steps: list[dict[str, Any]], **more: Any) -> Mutation:
+    def mutate(obj: dict[str, Any]) -> None:
+        rollout = obj["spec"].setdefault("rollout", {})
+        rollout["strategy"] = "Canary"
+        rollout["canary"] = {"steps": steps, **more}
+
+    return mutate
+
+
+def _steps(*weights: int, pause: str = "1m") -> list[dict[str, Any]]:
+    return [{"weight": w, "pause": pause} for w in weights]
+
+
+CANARY = "spec.rollout.canary"
 EVAL = "spec.training.dataset.evalFraction"
 LOADTEST = "spec.rollout.loadTest"
 URI = "spec.mlflow.trackingUri"
@@ -189,6 +203,24 @@ INVALID: list[Case] = [
     Case("warmup-longer-in-smaller-units", _window("1s", "1500ms"), f"{LOADTEST}.warmup"),
     Case("duration-zero", _window("0s", "0s"), f"{LOADTEST}.duration"),
     Case("duration-units-misordered", _set(f"{LOADTEST}.duration", "1s1m"), f"{LOADTEST}.duration"),
+    # rollout.strategy Canary: bounded steps, increasing weights, positive bounded pauses
+    Case("canary-strategy-without-canary", _set("spec.rollout.strategy", "Canary"), CANARY),
+    Case("canary-with-blue-green", _set(CANARY, {"steps": _steps(10)}), CANARY),
+    Case(
+        "canary-unknown-strategy", _set("spec.rollout.strategy", "Rolling"), "spec.rollout.strategy"
+    ),
+    Case("canary-no-steps", _canary([]), f"{CANARY}.steps"),
+    Case("canary-eleven-steps", _canary(_steps(*range(1, 12))), f"{CANARY}.steps"),
+    Case("canary-weights-decreasing", _canary(_steps(50, 10)), f"{CANARY}.steps"),
+    Case("canary-weights-repeated", _canary(_steps(10, 10)), f"{CANARY}.steps"),
+    Case("canary-weight-zero", _canary(_steps(0)), f"{CANARY}.steps[0].weight"),
+    Case("canary-weight-above-100", _canary(_steps(10, 101)), f"{CANARY}.steps[1].weight"),
+    Case("canary-pause-zero", _canary(_steps(10, pause="0s")), f"{CANARY}.steps[0].pause"),
+    Case("canary-pause-over-1h", _canary(_steps(10, pause="61m")), f"{CANARY}.steps[0].pause"),
+    Case("canary-pause-no-unit", _canary(_steps(10, pause="60")), f"{CANARY}.steps[0].pause"),
+    Case("canary-min-requests-zero", _canary(_steps(10), minRequests=0), f"{CANARY}.minRequests"),
+    Case("canary-interval-zero", _canary(_steps(10), interval="0s"), f"{CANARY}.interval"),
+    Case("canary-interval-over-5m", _canary(_steps(10), interval="6m"), f"{CANARY}.interval"),
     # mlflow.trackingUri: an http(s) server with a host, or a local file store
     Case("tracking-uri-ftp", _set(URI, "ftp://mlflow.example.com/mlruns"), URI),
     Case("tracking-uri-javascript", _set(URI, "javascript:alert(1)"), URI),
@@ -218,6 +250,10 @@ VALID_EDGES: list[tuple[str, Mutation]] = [
     ("tracking-uri-file", _set(URI, "file:///var/mlruns")),
     ("tracking-uri-file-short", _set(URI, "file:/var/mlruns")),
     ("tracking-uri-file-localhost", _set(URI, "file://localhost/var/mlruns")),
+    ("canary-one-step", _canary(_steps(100))),
+    ("canary-ten-steps", _canary(_steps(*range(10, 101, 10)), minRequests=1, interval="5m")),
+    ("canary-pause-1h", _canary(_steps(10, 50, pause="1h"))),
+    ("blue-green-explicit", _set("spec.rollout.strategy", "BlueGreen")),
     (
         "scale-to-zero",
         _set("spec.serving", {"replicas": {"min": 0, "max": 2}, "scaleToZeroAfter": "90s"}),

@@ -100,11 +100,12 @@ def test_schema_is_structural_and_every_spec_field_is_documented() -> None:
             assert node.get("description"), f"{path} has no description"
 
 
-def test_printer_columns_show_phase_versions_replicas_and_p95() -> None:
+def test_printer_columns_show_phase_stage_versions_replicas_and_p95() -> None:
     version = build_crd()["spec"]["versions"][0]
     names = [c["name"] for c in version["additionalPrinterColumns"]]
     assert names == [
         "Phase",
+        "Stage",
         "Production",
         "Candidate",
         "P95-ms",

@@ -74,6 +74,9 @@ def test_a_stage_that_deploys_the_candidate_says_its_state_and_only_those_set_a_
         Stage.LOAD_TESTING,
         Stage.PASSED,
         Stage.FAILED,
+        Stage.CANARY,
+        Stage.CANARY_STEP_PASSED,
+        Stage.CANARY_FAILED,
     }
     assert set(CANDIDATE_STATE) == deploying
     assert set(PHASE) <= deploying
