@@ -71,7 +71,7 @@ def test_apply_trains_gates_and_promotes_version_1(system: System) -> None:
     system.wait_for("version 1 in production", lambda: _ready_with(system, "1"), ROLLOUT_TIMEOUT)
     table = system.kubectl("get", "llm", NAME)
     header, row = table.splitlines()[:2]
-    assert header.split()[:5] == ["NAME", "PHASE", "PRODUCTION", "CANDIDATE", "P95-MS"]
+    assert header.split()[:6] == ["NAME", "PHASE", "STAGE", "PRODUCTION", "CANDIDATE", "P95-MS"]
     assert row.split()[1:3] == ["Ready", "1"]
     status = system.status(NAME)
     assert status["lastP95Ms"] > 0
