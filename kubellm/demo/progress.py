@@ -16,6 +16,7 @@ from kubellm.podhealth import NOT_READY_BOUND, StuckPod, stuck_pods
 
 __all__ = [
     "POD_CHECK_EVERY",
+    "Stall",
     "check_pods",
     "progress_rows",
     "refusal",
@@ -24,6 +25,27 @@ __all__ = [
 ]
 
 POD_CHECK_EVERY = 5.0
+
+
+class Stall:
+    """How long the LLM's progress has stood still.
+
+    The demo gives up after ``--timeout`` seconds WITHOUT progress, not after that long in
+    all: on a slow or busy machine training may take longer than the timeout while its
+    step and loss move on, and quitting then would throw away a run that was going to
+    promote. Progress is any change of what the live table shows.
+    """
+
+    def __init__(self, now: float) -> None:
+        self._since = now
+        self._last: object = None
+
+    def seen(self, rows: object, now: float) -> float:
+        """Record what the table shows at ``now``; seconds since it last changed."""
+        if rows != self._last:
+            self._last = rows
+            self._since = now
+        return now - self._since
 
 
 def progress_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
@@ -125,9 +147,10 @@ def watch(
 
     started = time.monotonic()
     checked = started
+    stall = Stall(started)
     status: dict[str, Any] = {}
     with Live(console=console, refresh_per_second=2, transient=False) as live:
-        while time.monotonic() - started < timeout:
+        while stall.seen(progress_rows(status), time.monotonic()) < timeout:
             if time.monotonic() - checked >= POD_CHECK_EVERY:
                 checked = time.monotonic()
                 check_pods(cluster, console, bound)
@@ -148,4 +171,7 @@ def watch(
             time.sleep(1.0)
     phase = status.get("phase") or "Pending"
     detail = f": {status['message']}" if status.get("message") else ""
-    raise DemoFailure(f"no promotion within {timeout:.0f}s (phase {phase}{detail})")
+    raise DemoFailure(
+        f"no progress for {timeout:.0f}s, no promotion after "
+        f"{time.monotonic() - started:.0f}s (phase {phase}{detail})"
+    )

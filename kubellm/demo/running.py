@@ -213,7 +213,8 @@ def register(subparsers: Any) -> None:
         "--timeout",
         type=float,
         default=float(os.environ.get("KUBELLM_DEMO_TIMEOUT", "600")),
-        help="seconds to wait for the first promotion (default 600)",
+        help="give up when the LLM's progress (phase, training step, candidate) has not "
+        "changed for this many seconds (default 600)",
     )
     p.add_argument(
         "--workdir",
