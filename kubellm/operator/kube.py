@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubellm.api.identity import GROUP, PLURAL, VERSION
-from kubellm.api.rest import ApiError
+from kubellm.api.rest import RESOURCES, ApiError, Resource
 
-__all__ = ["CALLS", "KINDS", "USER_AGENT", "ApiError", "Kind", "KubeApi", "RestKubeApi"]
+__all__ = ["CALLS", "KINDS", "USER_AGENT", "ApiError", "KubeApi", "RestKubeApi"]
 
 log = logging.getLogger(__name__)
 
@@ -26,27 +24,20 @@ log = logging.getLogger(__name__)
 USER_AGENT = "kubellm-operator"
 
 
-@dataclass(frozen=True)
-class Kind:
-    group: str  # "" for core
-    version: str
-    plural: str
-
-    def collection(self, namespace: str) -> str:
-        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
-        return f"{base}/namespaces/{namespace}/{self.plural}"
-
-
-KINDS: dict[str, Kind] = {
-    "Job": Kind("batch", "v1", "jobs"),
-    "Deployment": Kind("apps", "v1", "deployments"),
-    "Service": Kind("", "v1", "services"),
-    "ConfigMap": Kind("", "v1", "configmaps"),
-    "PersistentVolumeClaim": Kind("", "v1", "persistentvolumeclaims"),
-    "HorizontalPodAutoscaler": Kind("autoscaling", "v2", "horizontalpodautoscalers"),
-    "Pod": Kind("", "v1", "pods"),
-    "Event": Kind("", "v1", "events"),
-    "LLM": Kind(GROUP, VERSION, PLURAL),
+#: the kinds the operator touches (their URLs are api/rest's, shared with the gateway)
+KINDS: dict[str, Resource] = {
+    kind: RESOURCES[kind]
+    for kind in (
+        "Job",
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "HorizontalPodAutoscaler",
+        "Pod",
+        "Event",
+        "LLM",
+    )
 }
 
 #: (kind, verb) pairs the operator performs; the chart's RBAC must cover exactly these.
@@ -155,13 +146,13 @@ class RestKubeApi:
     ) -> list[dict[str, Any]]:
         self._record(kind, "list")
         query = [("labelSelector", label_selector)] if label_selector else []
-        data = self._call("GET", KINDS[kind].collection(namespace), query=query)
+        data = self._call("GET", KINDS[kind].path(namespace), query=query)
         return list(data.get("items") or [])
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         self._record(kind, "get")
         try:
-            data: dict[str, Any] = self._call("GET", f"{KINDS[kind].collection(namespace)}/{name}")
+            data: dict[str, Any] = self._call("GET", f"{KINDS[kind].path(namespace)}/{name}")
         except ApiError as exc:
             if exc.status == 404:
                 return None
@@ -170,7 +161,7 @@ class RestKubeApi:
 
     def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self._record(kind, "create")
-        data: dict[str, Any] = self._call("POST", KINDS[kind].collection(namespace), body=body)
+        data: dict[str, Any] = self._call("POST", KINDS[kind].path(namespace), body=body)
         return data
 
     def patch(
@@ -182,7 +173,7 @@ class RestKubeApi:
         subresource: str | None = None,
     ) -> dict[str, Any]:
         self._record(kind, "patch-status" if subresource == "status" else "patch")
-        path = f"{KINDS[kind].collection(namespace)}/{name}"
+        path = f"{KINDS[kind].path(namespace)}/{name}"
         if subresource:
             path += f"/{subresource}"
         data: dict[str, Any] = self._call(
@@ -195,7 +186,7 @@ class RestKubeApi:
         try:
             self._call(
                 "DELETE",
-                f"{KINDS[kind].collection(namespace)}/{name}",
+                f"{KINDS[kind].path(namespace)}/{name}",
                 body={"propagationPolicy": "Background"},
                 query=[("propagationPolicy", "Background")],
             )
@@ -208,7 +199,7 @@ class RestKubeApi:
         try:
             text = self._call(
                 "GET",
-                f"{KINDS['Pod'].collection(namespace)}/{name}/log",
+                f"{KINDS['Pod'].path(namespace)}/{name}/log",
                 query=[("tailLines", str(tail_lines))],
                 raw=True,
             )
