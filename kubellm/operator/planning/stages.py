@@ -15,7 +15,8 @@ promoted at once: it takes the first step's share of live traffic (CANARY), each
 judged on the gateways' figures since the step's start (`analysis`), a passed step starts
 the next (CANARY_STEP_PASSED), the last one passed promotes (PASSED), a failed one refuses
 (CANARY_FAILED). The step and its start live in ``status.candidate.canary``, so a restarted
-operator reads the same step and window.
+operator reads the same step and window. A first version (nothing in production yet) has no
+live traffic to share and is promoted on its load test.
 """
 
 from __future__ import annotations
@@ -217,7 +218,9 @@ def read_rollout(w: Work, production: str | None) -> Rollout:
     stage = Stage.PASSED if passed else Stage.FAILED
     r = Rollout(stage, version, production, token, dep_name, job_name, figures, keep)
     canary = llm.spec.rollout.canary
-    if passed and llm.spec.rollout.strategy is Strategy.CANARY and canary is not None:
+    # with nothing in production there is no live traffic to share: the first version is
+    # promoted on its load test alone
+    if passed and production and llm.spec.rollout.strategy is Strategy.CANARY and canary:
         return _read_canary(w, r, canary)
     return r
 

@@ -47,7 +47,7 @@ def _canary_llm(status: dict[str, Any] | None = None, **canary: Any) -> LLM:
             **canary,
         }
 
-    return _llm(status=status or _verified("1"), mutate=mutate)
+    return _llm(status=_verified("1") if status is None else status, mutate=mutate)
 
 
 def _observed(live: LiveTraffic | None = None) -> Observed:
@@ -241,3 +241,11 @@ def test_blue_green_promotes_at_once_as_before() -> None:
     assert _aliases(p) == [("production", "2")]
     assert p.status.stage is None and p.status.candidate is not None
     assert p.status.candidate.canary is None
+
+
+def test_a_first_version_has_no_traffic_to_share_and_is_promoted_on_its_load_test() -> None:
+    llm = _canary_llm(status={})
+    obs = _with_loadtest(_candidate_ready(llm), PASSED_JOB)
+    p = plan(llm, obs, CONFIG, NOW)
+    assert _aliases(p) == [("production", "2")]
+    assert p.status.stage is None and p.status.phase is Phase.PROMOTING
