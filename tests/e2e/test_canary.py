@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from .conftest import System, e2e_manifest
-from .test_gateway import Gateway, _table, gateway  # noqa: F401 - the module's gateway
+from .test_gateway import Gateway, _table, gateway  # noqa: F401 - its module-scoped fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -43,7 +43,8 @@ def _apply(system: System, obj: dict[str, Any]) -> None:
 
 
 def test_canary_walks_10_then_50_then_100_percent_without_a_failed_request(
-    system: System, gateway: Gateway
+    system: System,
+    gateway: Gateway,  # noqa: F811 - the fixture imported above
 ) -> None:
     _apply(system, e2e_manifest(NAME))
     system.wait_for("version 1 in production", lambda: _ready_with(system, "1"), ROLLOUT_TIMEOUT)
@@ -74,7 +75,7 @@ def test_canary_walks_10_then_50_then_100_percent_without_a_failed_request(
         while not stop.is_set():
             try:
                 columns = _table(system.kubectl("get", "llm", NAME))
-            except Exception:  # noqa: BLE001 - a failed kubectl call is retried
+            except Exception:  # a failed kubectl call is retried
                 continue
             stage = columns.get("STAGE", "")
             if stage and (not stages or stages[-1] != stage):
