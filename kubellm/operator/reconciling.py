@@ -134,9 +134,8 @@ class Reconciler:
             observed = replace(observed, live=live)
         the_plan = plan(llm, observed, self.config)
         written = execute(self.api, registry, llm, observed, the_plan, raw_status)
-        for event in the_plan.events:
-            if event.reason in ("Promoted", "Refused"):
-                ROLLOUTS.labels("promoted" if event.reason == "Promoted" else "refused").inc()
+        if the_plan.verdict is not None:  # the decision, once: not the Events' reasons
+            ROLLOUTS.labels(str(the_plan.verdict)).inc()
         return Outcome(
             requeue_after=the_plan.requeue_after,
             message=the_plan.status.message or "",

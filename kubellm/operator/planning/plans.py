@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm.api.status import LLMStatus
-from kubellm.api.vocabulary import EventType
+from kubellm.api.vocabulary import EventType, ReleaseVerdict
 
 __all__ = ["ACTIVE_REQUEUE", "Deletion", "Event", "Plan", "RegistryAction", "Scale"]
 
@@ -57,6 +57,9 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     #: seconds until the next reconcile is useful; None: steady, poll at the normal interval
     requeue_after: float | None = None
+    #: the gate's decision on the candidate in this pass (promoted or refused), if any;
+    #: the metrics count it, once per decision (Events and conditions may repeat a reason)
+    verdict: ReleaseVerdict | None = None
 
     def wait(self, seconds: float = ACTIVE_REQUEUE) -> None:
         self.requeue_after = min(self.requeue_after or seconds, seconds)

@@ -310,6 +310,7 @@ def _promote(w: Work, r: Rollout) -> None:
         f"version {r.version} passed {passed} and takes traffic (p95 {figures.p95_ms} ms)",
     )
     _add_history(w, _release(w, r, ReleaseVerdict.PROMOTED, figures))
+    w.out.verdict = ReleaseVerdict.PROMOTED
     record_promotion(w, r.version)
     w.out.wait(0.5)
 
@@ -355,6 +356,7 @@ def _refuse(w: Work, r: Rollout) -> None:
     refused = [v for v in llm.status.refused_versions if v != key]
     w.status.refused_versions = [*refused, key][-HISTORY_LIMIT:]
     _add_history(w, _release(w, r, ReleaseVerdict.REFUSED, figures))
+    w.out.verdict = ReleaseVerdict.REFUSED
 
 
 def _release(w: Work, r: Rollout, verdict: ReleaseVerdict, figures: LoadTestFigures) -> Release:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from kubellm.operator.executing import ChildrenRefused
 from kubellm.operator.naming import candidate_service_name, production_service_name
@@ -291,3 +292,39 @@ def test_a_refused_write_lands_in_status_and_the_next_reconcile_creates_the_chil
     assert world.one("Job", "training")
     assert "refused" not in world.status()["message"]
     assert world.condition("Trained")["reason"] == "TrainingPending"
+
+
+def _rollouts(verdict: str) -> float:
+    value = REGISTRY.get_sample_value("kubellm_operator_rollouts_total", {"verdict": verdict})
+    return value or 0.0
+
+
+def test_each_promotion_is_counted_once_in_the_metrics(world: World) -> None:
+    promoted, refused = _rollouts("promoted"), _rollouts("refused")
+    world.converge()  # version 1: the pass after the promotion posts LoadTestPassed=Promoted
+    assert _rollouts("promoted") == promoted + 1
+    world.registry.aliases[(NAME, world.spec.rollout.candidate_alias)] = "2"
+    world.reconcile()
+    world.make_available(world.one("Deployment", "serving", "2"))
+    world.reconcile()
+    world.pass_load_test(version="2")
+
+    world.settle()
+    world.reconcile()
+
+    assert world.status()["production"]["version"] == "2"
+    assert _rollouts("promoted") == promoted + 2
+    assert _rollouts("refused") == refused
+
+
+def test_each_refusal_is_counted_once_in_the_metrics(world: World) -> None:
+    promoted, refused = _rollouts("promoted"), _rollouts("refused")
+    world.deploy_candidate()
+    world.fail_load_test("p95 9000 ms > 5000 ms")
+
+    for _ in range(4):
+        world.reconcile()
+
+    assert world.status()["refusedVersions"] == ["1"]
+    assert _rollouts("refused") == refused + 1
+    assert _rollouts("promoted") == promoted
