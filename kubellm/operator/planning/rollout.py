@@ -103,6 +103,10 @@ def _no_candidate(w: Work, r: Rollout) -> None:
 
 
 def _refused_earlier(w: Work, r: Rollout) -> None:
+    if r.keep_refused and r.deployment is not None:
+        # onFailure KeepCandidate: its Deployment and Service stay for debugging (as they are)
+        w.keep("Deployment", r.deployment)
+        w.keep("Service", candidate_service_name(w.llm.name))
     w.condition(
         ConditionType.CANDIDATE_READY,
         F,
@@ -357,6 +361,9 @@ def _refuse(w: Work, r: Rollout) -> None:
     w.status.refused_versions = [*refused, key][-HISTORY_LIMIT:]
     _add_history(w, _release(w, r, ReleaseVerdict.REFUSED, figures))
     w.out.verdict = ReleaseVerdict.REFUSED
+    # not steady yet: the next pass (REFUSED_EARLIER) retires what the refused candidate
+    # left (its prompts ConfigMap, under onFailure Keep its children) and settles its status
+    w.out.wait()
 
 
 def _release(w: Work, r: Rollout, verdict: ReleaseVerdict, figures: LoadTestFigures) -> Release:

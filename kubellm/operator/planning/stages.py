@@ -113,7 +113,7 @@ class Rollout:
     production: str | None
     #: short hash of the retry annotation ("" without one)
     token: str
-    #: the candidate's Deployment, in stages that deploy it
+    #: the candidate's Deployment, in stages that deploy it or keep it (REFUSED_EARLIER)
     deployment: str | None = None
     #: its load-test Job, once it is available
     job: str | None = None
@@ -189,7 +189,8 @@ def read_rollout(w: Work, production: str | None) -> Rollout:
     if version is None or version == production:
         return Rollout(Stage.NO_CANDIDATE, version, production, token)
     if _refused_earlier(w, version, token):
-        return Rollout(Stage.REFUSED_EARLIER, version, production, token)
+        kept = deployment_name(llm.name, version)
+        return Rollout(Stage.REFUSED_EARLIER, version, production, token, kept, keep_refused=keep)
     if is_withdrawn(w, version):
         return Rollout(Stage.WITHDRAWN, version, production, token)
     dep_name = deployment_name(llm.name, version)

@@ -328,3 +328,43 @@ def test_each_refusal_is_counted_once_in_the_metrics(world: World) -> None:
     assert world.status()["refusedVersions"] == ["1"]
     assert _rollouts("refused") == refused + 1
     assert _rollouts("promoted") == promoted
+
+
+def test_a_refusal_requeues_until_its_cleanup_is_done(world: World, commits: Commits) -> None:
+    world.deploy_candidate()
+    world.fail_load_test("p95 9000 ms > 5000 ms")
+
+    refusal = world.reconcile()
+
+    assert world.status()["refusedVersions"] == ["1"]
+    assert refusal.requeue_after is not None  # its children and status still change
+    for _ in range(3):  # the requeues the reconciler asks for, until it says steady
+        world.operator.take()
+        commits.take()
+        outcome = world.reconcile()
+        if outcome.requeue_after is None:
+            break
+    assert outcome.requeue_after is None
+    assert world.children("ConfigMap") == [] and world.children("Deployment") == []
+    world.operator.take()
+    commits.take()
+
+    after_steady = world.reconcile()  # steady means nothing is left for the next poll
+
+    assert world.operator.take() == []
+    assert commits.take() == []
+    assert not after_steady.status_written
+
+
+def test_keep_candidate_leaves_a_refused_candidate_running_past_the_refusal(world: World) -> None:
+    world.manifest["spec"]["rollout"]["onFailure"] = "KeepCandidate"
+    world.deploy_candidate()
+    world.fail_load_test("p95 9000 ms > 5000 ms")
+
+    for _ in range(3):  # the refusal, then the passes after it
+        world.reconcile()
+
+    assert world.status()["refusedVersions"] == ["1"]
+    assert [d["metadata"]["name"] for d in world.children("Deployment")] == ["bot-v1"]
+    assert world.kube.get("Service", world.namespace, candidate_service_name(NAME)) is not None
+    assert world.condition("CandidateReady")["reason"] == "CandidateRefused"
