@@ -63,7 +63,10 @@ def plan_production(w: Work, rollout: Rollout) -> None:
         promoted_at=stamp(w.now) if moved or prev is None else prev.promoted_at,
     )
     selected = svc is not None and svc.version == production
-    if dep is not None and dep.available and selected:
+    # an available production whose Service this plan switches to it (a promotion, a
+    # rollback) serves once the plan is carried out: Ready does not flap on the switch
+    switching = svc is not None and serving == production
+    if dep is not None and dep.available and (selected or switching):
         w.condition(
             ConditionType.READY,
             T,

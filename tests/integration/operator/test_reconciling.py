@@ -368,3 +368,44 @@ def test_keep_candidate_leaves_a_refused_candidate_running_past_the_refusal(worl
     assert [d["metadata"]["name"] for d in world.children("Deployment")] == ["bot-v1"]
     assert world.kube.get("Service", world.namespace, candidate_service_name(NAME)) is not None
     assert world.condition("CandidateReady")["reason"] == "CandidateRefused"
+
+
+def test_ready_stays_true_through_a_healthy_promotion(world: World) -> None:
+    world.converge()
+    before = {e["metadata"]["name"] for e in world.events()}
+    world.registry.aliases[(NAME, world.spec.rollout.candidate_alias)] = "2"
+    world.reconcile()
+    world.make_available(world.one("Deployment", "serving", "2"))
+    world.reconcile()
+    world.pass_load_test(version="2")
+
+    world.reconcile()  # the promotion: the production Service switches to version 2
+
+    ready = world.condition("Ready")
+    assert world.status()["production"]["version"] == "2"
+    assert (ready["status"], ready["reason"]) == ("True", "ProductionServing")
+    assert "version 2 serves" in ready["message"]
+    service = world.kube.get("Service", world.namespace, production_service_name(NAME))
+    assert service is not None and service["spec"]["selector"]["kubellm.dev/version"] == "2"
+    world.settle()
+    since = [e for e in world.events() if e["metadata"]["name"] not in before]
+    assert [(e["reason"], e["message"]) for e in since if e["type"] == "Warning"] == []
+    assert "Promoted" in [e["reason"] for e in since]
+
+
+def test_a_production_that_is_not_available_is_still_reported_not_ready(world: World) -> None:
+    world.converge()
+    dep = world.one("Deployment", "serving", "1")
+    world.kube.patch(  # its pods went away: nothing available
+        "Deployment",
+        world.namespace,
+        dep["metadata"]["name"],
+        {"status": {"readyReplicas": 0, "availableReplicas": 0}},
+        subresource="status",
+    )
+
+    outcome = world.reconcile()
+
+    ready = world.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ProductionStarting")
+    assert outcome.requeue_after is not None
