@@ -61,7 +61,7 @@ def _ask(url: str) -> dict[str, ReleaseTraffic] | None:
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as resp:
             return from_json(json.loads(resp.read(4 << 20)))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # network input: nesting too deep too
         log.info("live traffic: %s did not answer: %s", url, exc)
         return None
 
