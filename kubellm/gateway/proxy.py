@@ -107,7 +107,7 @@ class Gateway:
             body = await request.read()
             try:
                 payload = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # "[[[..." too deep
                 raise Problem(400, "the body must be a JSON object", "invalid_json") from None
             view = self._resolve(payload)
             key = view.key

@@ -68,6 +68,9 @@ async def test_unknown_model_no_model_and_no_release_are_answered_in_openai_form
     assert headers["Retry-After"] == "5"
     async with h.client.post(h.url + "/v1/completions", data=b"not json") as resp:
         assert resp.status == 400
+    # nested too deep for the JSON parser: the client's mistake (400), not the gateway's (500)
+    async with h.client.post(h.url + "/v1/completions", data=b"[" * 100_000) as resp:
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_json"
     async with h.client.post(h.url + "/v1/completions", json={"prompt": "x"}) as resp:
         assert resp.status == 400 and (await resp.json())["error"]["code"] == "model_required"
 
