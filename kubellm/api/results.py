@@ -17,7 +17,6 @@ the LLM's author chose, so reading one is reading untrusted input, and it never 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Annotated, Any, Self, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from kubellm.api import untrusted
 from kubellm.api.vocabulary import LoadTestVerdict
 from kubellm.redaction import redact
 
@@ -139,8 +139,8 @@ class _Result(BaseModel):
         if not message:
             return cls()
         try:
-            data = json.loads(message)
-        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
+            data = untrusted.loads(message)
+        except ValueError:
             return cls.unreadable(message.strip()[-UNREADABLE_TAIL:])
         if not isinstance(data, dict):
             return cls()

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kubellm.api import untrusted
 from kubellm.gateway.catalog import Catalog, LLMView
 from kubellm.gateway.demand import to_json
 from kubellm.gateway.forwarding import Answered, Forwarder
@@ -106,8 +107,8 @@ class Gateway:
         try:
             body = await request.read()
             try:
-                payload = json.loads(body)
-            except (ValueError, UnicodeDecodeError, RecursionError):  # "[[[..." too deep
+                payload = untrusted.loads(body)
+            except (ValueError, UnicodeDecodeError):
                 raise Problem(400, "the body must be a JSON object", "invalid_json") from None
             view = self._resolve(payload)
             key = view.key

@@ -12,12 +12,12 @@ the reading is None. The judging itself is `planning.analysis`, a pure function.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import urllib.request
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from kubellm.api import untrusted
 from kubellm.api.resource import LLM
 from kubellm.api.timestamps import parse_time
 from kubellm.gateway.windows import ReleaseTraffic, combine, from_json
@@ -60,8 +60,8 @@ def _with_host(url: str, address: str) -> str:
 def _ask(url: str) -> dict[str, ReleaseTraffic] | None:
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as resp:
-            return from_json(json.loads(resp.read(4 << 20)))
-    except (OSError, ValueError, RecursionError) as exc:  # network input: nesting too deep too
+            return from_json(untrusted.loads(resp.read(4 << 20)))
+    except (OSError, ValueError) as exc:
         log.info("live traffic: %s did not answer: %s", url, exc)
         return None
 
