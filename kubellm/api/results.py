@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from abc import abstractmethod
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, Self, TypeVar
@@ -129,9 +130,9 @@ class _Result(BaseModel):
     )
 
     @classmethod
+    @abstractmethod
     def unreadable(cls, tail: str) -> Self:
         """The result of a message that is not a JSON object: its tail says why."""
-        raise NotImplementedError
 
     @classmethod
     def from_message(cls, message: str | None) -> Self:
