@@ -96,6 +96,7 @@ def test_localkube_wheel_holds_localkube_its_fixtures_and_pod_site(
         "localkube/cli.py",
         "localkube/apiserver/__init__.py",
         "localkube/podsite/sitecustomize.py",
+        "localkube/podsite/localkube_http_faults.py",
         "localkube/testing/localkube.py",
         "localkube/testing/tiny_model.py",
         "localkube/py.typed",

@@ -1,13 +1,17 @@
-"""Pod-process faults: make a pod's container crash, exit, start slowly or never be ready.
+"""Pod faults: make a pod's container crash, exit, start slowly, never be ready, or fail
+a share of its HTTP requests.
 
 Reliability tests need the failure paths of a real cluster (Job Failed, Deployment
-Progressing=False, CrashLoopBackOff) without writing special test programs. A fault is
-matched against each container start; it can be added from Python
+Progressing=False, CrashLoopBackOff, a release that is Ready but answers 500s) without
+writing special test programs. A process fault is matched against each container start; an
+`http-errors` fault is matched continuously against the running pod (the kubelet hands it
+to the container through a file, see `httpfaults.py`), so it takes effect on a pod that
+already runs and ends when it is cleared. A fault can be added from Python
 (`cluster.pod_faults.add(...)`), over HTTP (`POST /_localkube/pod-faults` where the API
 server lets us mount it) or declared on the Pod itself with the annotation
 `localkube.kubellm.dev/fault` (e.g. `crash:after=2`, `exit:code=3`, `never-ready`,
-`slow-start:after=5`; put it in a Deployment's or Job's pod template). The annotation is a
-localkube extension that a real cluster ignores.
+`slow-start:after=5`, `http-errors:rate=0.3,status=503`; put it in a Deployment's or Job's
+pod template). The annotation is a localkube extension that a real cluster ignores.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 __all__ = ["FAULT_ANNOTATION", "FAULT_KINDS", "PodFault", "PodFaults", "parse_annotation"]
 
 FAULT_ANNOTATION = "localkube.kubellm.dev/fault"
-FAULT_KINDS = ("crash", "exit", "never-ready", "slow-start")
+FAULT_KINDS = ("crash", "exit", "never-ready", "slow-start", "http-errors")
 
 
 @dataclass
@@ -44,11 +48,24 @@ class PodFault:
     after: float = 0.0
     exit_code: int = 1
     times: int | None = None
+    rate: float = 0.0
+    status: int = 500
     id: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown pod fault kind {self.kind!r}; expected one of {FAULT_KINDS}")
+        self.rate, self.status = float(self.rate), int(self.status)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError for values no fault can have (an http-errors rate above 1...)."""
+        if not 0.0 <= float(self.rate) <= 1.0:
+            raise ValueError(f"pod fault rate must be within 0..1, not {self.rate!r}")
+        if not 100 <= int(self.status) <= 599:
+            raise ValueError(f"pod fault status must be an HTTP status, not {self.status!r}")
+        if self.kind == "http-errors" and self.times is not None:
+            raise ValueError("an http-errors fault holds until cleared; it takes no times")
 
     def matches(self, pod: Mapping[str, Any], container: str) -> bool:
         meta = pod.get("metadata") or {}
@@ -72,6 +89,8 @@ class PodFault:
             "after",
             "exit_code",
             "times",
+            "rate",
+            "status",
         }
         aliases = {"namePrefix": "name_prefix", "exitCode": "exit_code"}
         kwargs = {aliases.get(k, k): v for k, v in data.items()}
@@ -85,7 +104,10 @@ class PodFault:
 
 
 def parse_annotation(text: str) -> PodFault | None:
-    """`kind[:key=value,...]`, keys `after`, `code`, `container`. Invalid text: no fault."""
+    """`kind[:key=value,...]`, keys `after`, `code`, `container`, `rate`, `status`.
+
+    Invalid text: no fault.
+    """
     kind, _, rest = text.strip().partition(":")
     try:
         fault = PodFault(kind=kind.strip())
@@ -97,6 +119,11 @@ def parse_annotation(text: str) -> PodFault | None:
                 fault.exit_code = int(v)
             elif k == "container":
                 fault.container = v
+            elif k == "rate":
+                fault.rate = float(v)
+            elif k == "status":
+                fault.status = int(v)
+        fault.validate()
     except ValueError:
         return None
     return fault
@@ -124,6 +151,22 @@ class PodFaults:
     def list(self) -> list[PodFault]:
         with self._lock:
             return list(self._faults)
+
+    def active(self, pod: Mapping[str, Any], container: str, kind: str) -> PodFault | None:
+        """The fault of `kind` that holds for this container now (nothing is counted).
+
+        The pod's annotation comes first, then the registry's faults in the order added.
+        """
+        annotation = ((pod.get("metadata") or {}).get("annotations") or {}).get(FAULT_ANNOTATION)
+        if annotation:
+            fault = parse_annotation(annotation)
+            if fault and fault.kind == kind and fault.container in (None, container):
+                return fault
+        with self._lock:
+            for f in self._faults:
+                if f.kind == kind and f.matches(pod, container):
+                    return f
+        return None
 
     def take(
         self, pod: Mapping[str, Any], container: str, kinds: tuple[str, ...]

@@ -33,6 +33,7 @@ from localkube.controllers.base import Clock, Controller, EventRecorder, Informe
 from localkube.controllers.dns import ClusterDns
 from localkube.controllers.env import Sources
 from localkube.controllers.faults import PodFaults
+from localkube.controllers.httpfaults import HttpFaultFiles
 from localkube.controllers.podruntime import PodRuntime
 from localkube.lifetime import Guard
 from localkube.networking import IpPool
@@ -116,6 +117,8 @@ class Kubelet(Controller):
         self.clock = clock
         self.ip_pool = ip_pool
         self.faults = faults
+        #: each running container's http-errors fault, in a file its pod site reads
+        self.http_faults = HttpFaultFiles(faults)
         self.kubeconfig = kubeconfig
         self.api_url = api_url
         self.runtimes: dict[Key, PodRuntime] = {}
@@ -173,6 +176,7 @@ class Kubelet(Controller):
         if self.runtimes.get(key) is rt:
             del self.runtimes[key]
         self.ip_pool.release(rt.uid)
+        self.http_faults.forget(rt.dir)
 
     async def _schedule(self, pod: JSON) -> JSON:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
@@ -194,10 +198,14 @@ class Kubelet(Controller):
         super().start()
         if self.dns is not None:
             self.dns.start()
+        self.http_faults.start(
+            lambda: [(rt.dir, rt.pod, rt.specs) for rt in self.runtimes.values() if rt.procs]
+        )
 
     async def stop(self) -> None:
         if self.dns is not None:
             await self.dns.stop()
+        await self.http_faults.stop()
         await super().stop()
         await asyncio.gather(*(rt.kill_now() for rt in list(self.runtimes.values())))
         self.runtimes.clear()

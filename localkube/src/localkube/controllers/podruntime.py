@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from localkube.client import PODS, ApiError
 from localkube.controllers.env import EnvError, build_env, expand, map_paths
 from localkube.controllers.faults import PodFault
+from localkube.controllers.httpfaults import ENV as HTTP_FAULTS_ENV
+from localkube.controllers.httpfaults import fault_file
 from localkube.controllers.meta import now_str
 from localkube.controllers.podstatus import (
     ContainerRecord,
@@ -184,6 +186,8 @@ class PodRuntime:
         env["KUBELLM_TERMINATION_LOG"] = str(term_file)
         env["KUBELLM_MOUNTS"] = json.dumps(mounts)
         env["KUBELLM_POD_DIR"] = str(self.dir)
+        env[HTTP_FAULTS_ENV] = str(fault_file(self.dir, name))
+        self.k.http_faults.sync_pod(self.dir, self.pod, [spec])
         argv = self._command(spec, env, mounts)
         if not argv:
             raise LookupError("no command specified")

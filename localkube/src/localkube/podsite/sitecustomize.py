@@ -1,10 +1,16 @@
-"""Imported by every Python container a localkube kubelet starts (PYTHONPATH): cluster DNS.
+"""Imported by every Python container a localkube kubelet starts (PYTHONPATH): cluster DNS,
+and the hook of the `http-errors` pod fault.
 
-Answers `<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc` and `<svc>.<ns>.svc.cluster.local` (and
+Cluster DNS answers `<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc` and `<svc>.<ns>.svc.cluster.local` (and
 Indexed-Job pod hosts) from the records file the kubelet keeps (KUBELLM_CLUSTER_DNS), with
 the pod's namespace as the first search domain, as a pod's resolv.conf would; every other
 name goes to the system resolver unchanged. Kept dependency-free and cheap: it runs at the
 start of every container process.
+
+HTTP faults: when the container has a fault file (KUBELLM_HTTP_FAULTS) and imports
+`uvicorn.config`, the app uvicorn loads is wrapped by `localkube_http_faults` (see that
+module and `localkube.controllers.httpfaults`); a process that never imports uvicorn pays
+for one entry on `sys.meta_path`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
+from importlib.machinery import PathFinder, SourceFileLoader
 from typing import Any
 
 _RECORDS_FILE = os.environ.get("KUBELLM_CLUSTER_DNS", "")
@@ -72,3 +80,29 @@ if _RECORDS_FILE:
 
     socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
     socket.gethostbyname = gethostbyname
+
+
+class _UvicornFaultHook:
+    """A meta-path finder that patches `uvicorn.config` as it is first imported."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "uvicorn.config":
+            return None
+        spec = PathFinder.find_spec(fullname, path)
+        loader = None if spec is None else spec.loader
+        if not isinstance(loader, SourceFileLoader):
+            return spec
+        exec_module = loader.exec_module
+
+        def exec_and_patch(module: Any) -> None:
+            exec_module(module)
+            from localkube_http_faults import patch_uvicorn_config
+
+            patch_uvicorn_config(module)
+
+        setattr(loader, "exec_module", exec_and_patch)  # noqa: B010 - this instance only
+        return spec
+
+
+if os.environ.get("KUBELLM_HTTP_FAULTS"):
+    sys.meta_path.insert(0, _UvicornFaultHook())  # type: ignore[arg-type]
