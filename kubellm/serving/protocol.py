@@ -2,10 +2,15 @@
 
 Requests are validated here, field by field, so that a bad request is refused with a 400
 that names the field before it costs the engine anything. Fields that OpenAI defines but
-this server does not implement (``n > 1``, ``logprobs``, ``echo``, penalties) are refused
-explicitly rather than silently ignored, because a client relying on them would get
+this server does not implement (``n > 1``, logprobs of generated tokens, penalties) are
+refused explicitly rather than silently ignored, because a client relying on them would get
 wrong results; unknown extra fields are ignored, as OpenAI-compatible servers do, so that
 clients sending vendor extensions keep working.
+
+Prompt scoring is the one use of ``echo`` and ``logprobs`` served, as vLLM allows it for
+perplexity: ``echo: true`` with ``max_tokens: 0`` (and ``logprobs: N``, N <= 5) returns the
+prompt's own tokens with their log-probabilities in the legacy ``logprobs`` object
+(``scoring_response``); ``echo`` with generation, or ``logprobs`` without ``echo``, is a 400.
 """
 
 from __future__ import annotations
@@ -14,7 +19,14 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "ChatCompletionRequest",
@@ -28,9 +40,12 @@ __all__ = [
     "completion_response",
     "models_response",
     "new_id",
+    "scoring_response",
 ]
 
 MAX_STOP_SEQUENCES = 4
+#: most alternatives per position a prompt-scoring request may ask for (OpenAI's limit)
+MAX_LOGPROBS = 5
 INT64 = 2**63
 
 
@@ -105,11 +120,15 @@ class _GenerationFields(BaseModel):
 
 
 class CompletionRequest(_GenerationFields):
-    """``POST /v1/completions``; OpenAI's default ``max_tokens`` of 16 applies."""
+    """``POST /v1/completions``; OpenAI's default ``max_tokens`` of 16 applies.
 
+    ``max_tokens: 0`` is a prompt-scoring request and needs ``echo: true`` (see the module
+    docstring); fields are declared in the order their validators read each other."""
+
+    max_tokens: int | None = Field(default=None, ge=0)
     prompt: str | list[str]
-    echo: bool = False
-    logprobs: int | None = None
+    echo: bool = Field(default=False, validate_default=True)
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_LOGPROBS)
     best_of: int | None = None
     suffix: str | None = None
 
@@ -123,12 +142,29 @@ class CompletionRequest(_GenerationFields):
 
     @field_validator("echo")
     @classmethod
-    def _no_echo(cls, v: bool) -> bool:
-        if v:
-            raise ValueError("echo is not supported")
+    def _echo_scores_the_prompt(cls, v: bool, info: ValidationInfo) -> bool:
+        scoring = info.data.get("max_tokens") == 0
+        if v and not scoring:
+            raise ValueError(
+                "echo is supported only to score the prompt: send max_tokens 0 with it"
+            )
+        if not v and scoring:
+            raise ValueError("max_tokens 0 (prompt scoring) needs echo: true")
+        if v and info.data.get("stream"):
+            raise ValueError("prompt scoring (echo with max_tokens 0) does not stream")
         return v
 
-    @field_validator("logprobs", "suffix")
+    @field_validator("logprobs")
+    @classmethod
+    def _logprobs_of_the_prompt(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is not None and not info.data.get("echo"):
+            raise ValueError(
+                "logprobs of generated tokens are not supported; send echo: true with "
+                "max_tokens 0 to get the prompt's logprobs"
+            )
+        return v
+
+    @field_validator("suffix")
     @classmethod
     def _unsupported(cls, v: Any) -> Any:
         if v is not None:
@@ -144,6 +180,11 @@ class CompletionRequest(_GenerationFields):
 
     def prompt_text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+    @property
+    def scores_prompt(self) -> bool:
+        """A prompt-scoring request: echo the prompt with its logprobs, generate nothing."""
+        return self.echo and self.max_tokens == 0
 
 
 class TextPart(BaseModel):
@@ -234,6 +275,22 @@ def completion_response(
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": usage.model_dump(),
+    }
+
+
+def scoring_response(
+    rid: str, model: str, text: str, logprobs: dict[str, Any] | None, usage: Usage
+) -> dict[str, Any]:
+    """A prompt-scoring answer: the prompt echoed, OpenAI's legacy ``logprobs`` object
+    (``tokens``, ``token_logprobs`` whose first is null, ``top_logprobs``, ``text_offset``)
+    when asked for, nothing generated."""
+    return {
+        "id": rid,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": "length"}],
         "usage": usage.model_dump(),
     }
 

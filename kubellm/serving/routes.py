@@ -14,6 +14,9 @@ the event loop, and non-streamed requests end after ``--request-timeout`` (504).
 not fit in the model's context after the prompt is clamped to what fits, and the
 response then ends with ``finish_reason: "length"``. Without ``max_tokens``, completions
 get OpenAI's default of 16 tokens and chat completions ``--max-new-tokens``.
+
+A prompt-scoring completion (``echo`` with ``max_tokens: 0``) takes the same checks up to
+the prompt limit, then one forward pass in ``scoring`` instead of the engine.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ from kubellm.serving.protocol import (
     Usage,
     models_response,
     new_id,
+    scoring_response,
 )
+from kubellm.serving.scoring import Scorer
 from kubellm.serving.streams import (
     ErrorEvent,
     FinishEvent,
@@ -87,6 +92,7 @@ class Routes:
         self.settings = state.settings
         self.metrics = metrics
         self.tokenizing = tokenizing  # tokenising and chat templating run here
+        self.scorer = Scorer()  # prompt scoring (echo + max_tokens 0), one at a time
 
     def register(self, app: FastAPI) -> None:
         app.add_api_route("/healthz", self.healthz, methods=["GET"])
@@ -125,6 +131,8 @@ class Routes:
         return models_response(self.state.served_name, self.state.created)
 
     async def completions(self, req: CompletionRequest, request: Request) -> Response:
+        if req.scores_prompt:
+            return await self._score(req, request)
         return await self._generate(req, request, COMPLETION)
 
     async def chat_completions(self, req: ChatCompletionRequest, request: Request) -> Response:
@@ -150,6 +158,28 @@ class Routes:
         text, fin = await self._collect(request, stream, started)
         usage = Usage.of(fin.prompt_tokens, fin.completion_tokens)
         return JSONResponse(dialect.response(rid, name, text, fin.reason, usage))
+
+    async def _score(self, req: CompletionRequest, request: Request) -> Response:
+        """The prompt echoed with its tokens' logprobs (``scoring``); nothing generated."""
+        self._authorize(request)
+        engine = self._check_serving(req.model)
+        tokenizer = engine.tokenizer
+        self._check_length(COMPLETION.input_chars(req), COMPLETION.field)
+        loop = asyncio.get_running_loop()
+        ids = await loop.run_in_executor(self.tokenizing, COMPLETION.tokenize, tokenizer, req)
+        self._check_prompt(engine, ids, COMPLETION.field)
+        self.metrics.prompt_tokens.inc(len(ids))
+        logprobs = None
+        if req.logprobs is not None:
+            scores = await self.scorer.score(
+                engine.model, tokenizer, ids, req.logprobs, self.settings.request_timeout
+            )
+            logprobs = scores.to_dict()
+        usage = Usage.of(len(ids), 0)
+        body = scoring_response(
+            new_id(COMPLETION.id_prefix), self.state.served_name, req.prompt_text(), logprobs, usage
+        )
+        return JSONResponse(body)
 
     def _authorize(self, request: Request) -> None:
         key = self.settings.api_key
@@ -190,14 +220,8 @@ class Routes:
             code=code,
         )
 
-    def _prepare(
-        self,
-        engine: Engine,
-        prompt_ids: list[int],
-        req: CompletionRequest | ChatCompletionRequest,
-        default_max: int,
-        field_name: str,
-    ) -> _Prepared:
+    def _check_prompt(self, engine: Engine, prompt_ids: list[int], field_name: str) -> None:
+        """The prompt's tokens within the server's prompt limit and the model's context."""
         settings = self.settings
         n = len(prompt_ids)
         if n == 0:
@@ -216,6 +240,18 @@ class Routes:
                 param=field_name,
                 code="context_length_exceeded",
             )
+
+    def _prepare(
+        self,
+        engine: Engine,
+        prompt_ids: list[int],
+        req: CompletionRequest | ChatCompletionRequest,
+        default_max: int,
+        field_name: str,
+    ) -> _Prepared:
+        settings = self.settings
+        n = len(prompt_ids)
+        self._check_prompt(engine, prompt_ids, field_name)
         wanted = req.max_tokens if req.max_tokens is not None else default_max
         if wanted > settings.max_new_tokens:
             raise InvalidInput(

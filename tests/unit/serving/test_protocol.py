@@ -20,11 +20,18 @@ def _field_of(exc: ValidationError) -> str:
         ({"model": "m"}, "prompt"),
         ({"model": "m", "prompt": "x", "temperature": -1}, "temperature"),
         ({"model": "m", "prompt": "x", "top_p": 0}, "top_p"),
-        ({"model": "m", "prompt": "x", "max_tokens": 0}, "max_tokens"),
+        ({"model": "m", "prompt": "x", "max_tokens": -1}, "max_tokens"),
+        ({"model": "m", "prompt": "x", "max_tokens": 0}, "echo"),
         ({"model": "m", "prompt": "x", "n": 2}, "n"),
         ({"model": "m", "prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"model": "m", "prompt": ["a", "b"]}, "prompt"),
         ({"model": "m", "prompt": "x", "echo": True}, "echo"),
+        ({"model": "m", "prompt": "x", "echo": True, "max_tokens": 4}, "echo"),
+        ({"model": "m", "prompt": "x", "logprobs": 1}, "logprobs"),
+        ({"model": "m", "prompt": "x", "logprobs": 1, "max_tokens": 4}, "logprobs"),
+        ({"model": "m", "prompt": "x", "echo": True, "max_tokens": 0, "logprobs": 6}, "logprobs"),
+        ({"model": "m", "prompt": "x", "echo": True, "max_tokens": 0, "logprobs": -1}, "logprobs"),
+        ({"model": "m", "prompt": "x", "echo": True, "max_tokens": 0, "stream": True}, "echo"),
         ({"model": "m", "prompt": "x", "presence_penalty": 1.0}, "presence_penalty"),
     ],
 )
@@ -32,6 +39,23 @@ def test_invalid_completion_fields_are_named(body: dict[str, object], field: str
     with pytest.raises(ValidationError) as info:
         CompletionRequest.model_validate(body)
     assert _field_of(info.value).startswith(field)
+
+
+def test_echo_with_max_tokens_0_is_a_prompt_scoring_request() -> None:
+    req = CompletionRequest.model_validate(
+        {"model": "m", "prompt": "x", "echo": True, "max_tokens": 0, "logprobs": 5}
+    )
+    assert req.scores_prompt and req.logprobs == 5
+    plain = CompletionRequest.model_validate({"model": "m", "prompt": "x", "max_tokens": 3})
+    assert not plain.scores_prompt
+
+
+def test_chat_still_refuses_logprobs_and_max_tokens_0() -> None:
+    for extra in ({"logprobs": True}, {"top_logprobs": 2}, {"max_tokens": 0}):
+        with pytest.raises(ValidationError):
+            ChatCompletionRequest.model_validate(
+                {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
+            )
 
 
 def test_chat_needs_at_least_one_message_with_a_known_role() -> None:
