@@ -20,6 +20,7 @@ from kubellm.api.vocabulary import (
     ReleaseVerdict,
     RollbackState,
     TrainingState,
+    WatchState,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "RouteStatus",
     "ServingStatus",
     "TrainingStatus",
+    "WatchStatus",
 ]
 
 HISTORY_LIMIT = 10
@@ -137,6 +139,32 @@ class CandidateStatus(_Status):
     )
 
 
+class WatchStatus(_Status):
+    version: str = Field(description="The promoted version under watch.")
+    previous: str = Field(
+        description="The release production left, kept warm; a breach goes back to it."
+    )
+    started_at: str = Field(description="When the watch began: the promotion (RFC 3339).")
+    state: WatchState = Field(description="Watching, Passed or RolledBack.")
+    ended_at: str | None = Field(default=None, description="When it passed or rolled back.")
+    judged_at: str | None = Field(default=None, description="The latest look at the figures.")
+    since: str | None = Field(
+        default=None, description="Start of the window the latest look judged (RFC 3339)."
+    )
+    requests: int = Field(default=0, description="Production requests in that window.")
+    error_rate: float | None = Field(default=None, description="Production's failed fraction.")
+    p95_ms: float | None = Field(default=None, description="Production's p95 latency (ms).")
+    p95_ttft_ms: float | None = Field(
+        default=None, description="Production's p95 time to first token (ms)."
+    )
+    tokens_per_second: float | None = Field(
+        default=None, description="Production's completion tokens per second of answering."
+    )
+    reasons: list[str] = Field(
+        default_factory=list, description="The objectives breached (a rollback), or why unjudged."
+    )
+
+
 class ProductionStatus(_Status):
     version: str | None = Field(default=None, description="Version taking traffic.")
     deployment: str | None = Field(default=None, description="Its serving Deployment.")
@@ -145,6 +173,10 @@ class ProductionStatus(_Status):
         default=None, description="URL by cluster IP (also reachable from the host in localkube)."
     )
     promoted_at: str | None = Field(default=None, description="When it was promoted.")
+    watch: WatchStatus | None = Field(
+        default=None,
+        description="The latest promotion's post-promotion watch (spec.rollout.postPromotion).",
+    )
 
 
 class RollbackStatus(_Status):
@@ -189,7 +221,7 @@ class ServingStatus(_Status):
 
 class Release(_Status):
     version: str = Field(description="Registry version.")
-    verdict: ReleaseVerdict = Field(description="promoted or refused.")
+    verdict: ReleaseVerdict = Field(description="promoted, refused or rolledBack.")
     at: str = Field(description="When the verdict was reached.")
     p95_ms: float | None = Field(default=None, description="p95 latency (ms).")
     requests_per_second: float | None = Field(default=None, description="Throughput.")
@@ -204,7 +236,8 @@ class Release(_Status):
 class LLMStatus(_Status):
     phase: Phase | None = Field(default=None, description="Short summary for kubectl get.")
     stage: str | None = Field(
-        default=None, description='Where the rollout stands, e.g. "Canary 10%" (kubectl get).'
+        default=None,
+        description='Where the rollout stands, e.g. "Canary 10%", "Watching 4m/10m" (kubectl get).',
     )
     observed_generation: int | None = Field(
         default=None, description="The spec generation the status describes."

@@ -24,7 +24,9 @@ __all__ = [
     "Reason",
     "ReleaseVerdict",
     "RollbackState",
+    "RollbackTrigger",
     "TrainingState",
+    "WatchState",
 ]
 
 
@@ -57,6 +59,8 @@ class ConditionType(StrEnum):
     READY = "Ready"
     #: True when the registry's production alias names another version than the one served
     PRODUCTION_ALIAS_DRIFT = "ProductionAliasDrift"
+    #: True when the post-promotion watch rolled the latest promotion back by itself
+    ROLLED_BACK = "RolledBack"
 
 
 #: the canonical order of conditions in status (others follow, by type)
@@ -105,6 +109,10 @@ class Reason(StrEnum):
     # ProductionAliasDrift
     ALIAS_IN_SYNC = "AliasInSync"
     ALIAS_MOVED_OUTSIDE_OPERATOR = "AliasMovedOutsideOperator"
+    # RolledBack (spec.rollout.postPromotion)
+    WATCHING = "Watching"
+    WATCH_PASSED = "WatchPassed"
+    POST_PROMOTION_BREACH = "PostPromotionBreach"
 
 
 #: reasons of a False condition that report a failure: their transition is a Warning Event
@@ -120,7 +128,7 @@ FAILURE_REASONS = frozenset(
 )
 
 #: conditions that report a problem when True; a change of their message is news too
-WARNING_WHEN_TRUE = frozenset({ConditionType.PRODUCTION_ALIAS_DRIFT})
+WARNING_WHEN_TRUE = frozenset({ConditionType.PRODUCTION_ALIAS_DRIFT, ConditionType.ROLLED_BACK})
 
 
 class EventType(StrEnum):
@@ -141,6 +149,8 @@ class EventReason(StrEnum):
     RETIRED = "Retired"
     ROLLED_BACK = "RolledBack"
     ROLLBACK_REFUSED = "RollbackRefused"
+    WATCH_STARTED = "WatchStarted"
+    WATCH_PASSED = "WatchPassed"
     APPLY_REFUSED = "ApplyRefused"
     SCALING_FROM_ZERO = "ScalingFromZero"
     SCALED_TO_ZERO = "ScaledToZero"
@@ -172,6 +182,23 @@ class RollbackState(StrEnum):
     REFUSED = "Refused"
 
 
+class RollbackTrigger(StrEnum):
+    """What rolled production back (the operator's rollbacks metric counts by it)."""
+
+    #: the post-promotion watch saw production breach an objective
+    WATCH = "watch"
+    #: a ``kubellm.dev/rollback-to`` request
+    ANNOTATION = "annotation"
+
+
+class WatchState(StrEnum):
+    """``status.production.watch.state``: the post-promotion watch of the latest promotion."""
+
+    WATCHING = "Watching"
+    PASSED = "Passed"
+    ROLLED_BACK = "RolledBack"
+
+
 class LoadTestVerdict(StrEnum):
     """What ``kubellm loadtest`` concluded: its exit code says the same (0, 1, 2)."""
 
@@ -185,3 +212,5 @@ class ReleaseVerdict(StrEnum):
 
     PROMOTED = "promoted"
     REFUSED = "refused"
+    #: promoted, then rolled back by the post-promotion watch
+    ROLLED_BACK = "rolledBack"

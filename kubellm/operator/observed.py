@@ -101,10 +101,12 @@ class RegistryState:
 
 @dataclass(frozen=True)
 class LiveTraffic:
-    """The gateways' answers per release since ``since`` (a canary step's start), added up
-    over every gateway replica that answered (`kubellm.operator.sampling`)."""
+    """The gateways' answers per release since ``since`` (a canary step's start, or the
+    post-promotion watch's window), added up over every gateway replica that answered
+    (`kubellm.operator.sampling`)."""
 
-    #: the window's start, as written in ``status.candidate.canary.stepStartedAt``
+    #: the window's start, as written in ``status.candidate.canary.stepStartedAt`` (a watch:
+    #: computed by `planning.watching.watch_since`)
     since: str
     releases: Mapping[str, ReleaseTraffic] = field(default_factory=dict)
     #: gateway replicas that answered, and those asked
@@ -125,3 +127,5 @@ class Observed:
     demand: LLMDemand | None = None
     #: live figures of a canary step in progress; None: no step, or no gateway answered
     live: LiveTraffic | None = None
+    #: live figures of the post-promotion watch's window; None: no watch, or no answer
+    watch_live: LiveTraffic | None = None

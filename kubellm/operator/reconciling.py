@@ -22,10 +22,10 @@ from kubellm.gateway.demand import LLMDemand
 from kubellm.operator.config import OperatorConfig
 from kubellm.operator.executing import Ref, execute, write_outcome
 from kubellm.operator.kube import KubeApi
-from kubellm.operator.metrics import RECONCILE_SECONDS, RECONCILES, ROLLOUTS
+from kubellm.operator.metrics import RECONCILE_SECONDS, RECONCILES, ROLLBACKS, ROLLOUTS
 from kubellm.operator.planning import plan, plan_invalid
 from kubellm.operator.reading import observe
-from kubellm.operator.sampling import read_live
+from kubellm.operator.sampling import read_live, read_watch_live
 from kubellm.registry import CircuitBreaker, Registry, TrackingUriRefused
 
 __all__ = ["TRACKING_REFUSED", "Outcome", "Reconciler"]
@@ -132,10 +132,15 @@ class Reconciler:
         live = read_live(self.config, llm)  # None unless a canary step is in progress
         if live is not None:
             observed = replace(observed, live=live)
+        watched = read_watch_live(self.config, llm)  # None unless production is watched
+        if watched is not None:
+            observed = replace(observed, watch_live=watched)
         the_plan = plan(llm, observed, self.config)
         written = execute(self.api, registry, llm, observed, the_plan, raw_status)
         if the_plan.verdict is not None:  # the decision, once: not the Events' reasons
             ROLLOUTS.labels(str(the_plan.verdict)).inc()
+        if the_plan.rollback is not None:
+            ROLLBACKS.labels(str(the_plan.rollback)).inc()
         return Outcome(
             requeue_after=the_plan.requeue_after,
             message=the_plan.status.message or "",

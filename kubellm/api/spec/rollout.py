@@ -5,7 +5,9 @@ The gate every release passes: the load test's shape, the objectives its figures
 judged against, and what happens to a candidate that fails them. With ``strategy: Canary``
 a candidate that passed the load test then takes a growing share of the live traffic
 (``canary.steps``), each step judged on the candidate's live figures against the same
-objectives and against production over the same window.
+objectives and against production over the same window. With ``postPromotion`` the
+release production left stays warm for a window after each promotion, while production's
+live figures are judged; a breach rolls back to it by itself.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "CanaryStep",
     "LoadTestSpec",
     "OnFailure",
+    "PostPromotionSpec",
     "RolloutSpec",
     "SloSpec",
     "Strategy",
@@ -52,6 +55,10 @@ class Strategy(StrEnum):
 MAX_PAUSE = "1h"
 #: bounds of how often a step is judged during its pause
 MAX_INTERVAL = "5m"
+#: how often live figures are judged unless the spec says otherwise (canary, watch)
+DEFAULT_INTERVAL = "10s"
+#: the longest post-promotion watch (the previous release is kept warm meanwhile)
+MAX_WINDOW = "24h"
 
 
 class SloSpec(SpecModel):
@@ -194,7 +201,7 @@ class CanarySpec(SpecModel):
         ),
     )
     interval: Duration = Field(
-        default="10s",
+        default=DEFAULT_INTERVAL,
         description=(
             "How often a step's live figures are judged during its pause; a breach returns "
             "all traffic to production within one interval (at most 5m)."
@@ -206,6 +213,65 @@ class CanarySpec(SpecModel):
         weights = [s.weight for s in self.steps]
         if any(b <= a for a, b in itertools.pairwise(weights)):
             raise ValueError(f"steps: weights must increase from step to step (got {weights})")
+        if not 0 < duration_seconds(self.interval) <= duration_seconds(MAX_INTERVAL):
+            raise ValueError(
+                f"interval: must be longer than zero and at most {MAX_INTERVAL} "
+                f"(got {self.interval!r})"
+            )
+        return self
+
+
+class PostPromotionSpec(SpecModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"duration(self.window) > duration('0s') && "
+                    f"duration(self.window) <= duration('{MAX_WINDOW}')",
+                    f"must be longer than zero and at most {MAX_WINDOW}",
+                    ".window",
+                ),
+                cel(
+                    f"duration(self.interval) > duration('0s') && "
+                    f"duration(self.interval) <= duration('{MAX_INTERVAL}')",
+                    f"must be longer than zero and at most {MAX_INTERVAL}",
+                    ".interval",
+                ),
+            ]
+        }
+    )
+
+    window: Duration = Field(
+        default="10m",
+        description=(
+            "How long after a promotion production's live figures are watched; the previous "
+            "release stays warm at its minimum replicas meanwhile and retires after it "
+            "(at most 24h)."
+        ),
+    )
+    interval: Duration = Field(
+        default=DEFAULT_INTERVAL,
+        description=(
+            "How often production's live figures are judged during the window; a breach of "
+            "loadTest.slo rolls production back to the previous release (at most 5m)."
+        ),
+    )
+    min_requests: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Fewest production requests a look needs to judge; with fewer the watch goes on "
+            "(too little traffic is not a breach)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _window_and_interval(self) -> PostPromotionSpec:
+        if not 0 < duration_seconds(self.window) <= duration_seconds(MAX_WINDOW):
+            raise ValueError(
+                f"window: must be longer than zero and at most {MAX_WINDOW} (got {self.window!r})"
+            )
         if not 0 < duration_seconds(self.interval) <= duration_seconds(MAX_INTERVAL):
             raise ValueError(
                 f"interval: must be longer than zero and at most {MAX_INTERVAL} "
@@ -266,6 +332,14 @@ class RolloutSpec(SpecModel):
     )
     canary: CanarySpec | None = Field(
         default=None, description="The canary's steps (only with strategy Canary)."
+    )
+    post_promotion: PostPromotionSpec | None = Field(
+        default=None,
+        description=(
+            "Watch production's live figures through the gateway for a window after each "
+            "promotion and roll back to the previous release by itself on a breach (absent: "
+            "the previous release retires at once)."
+        ),
     )
 
     @model_validator(mode="after")

@@ -35,7 +35,7 @@ from kubellm.gateway.windows import ReleaseTraffic
 from kubellm.loadtests.slo import Objectives
 from kubellm.loadtests.verdict import latency_regression_percent
 
-__all__ = ["LiveFigures", "StepJudgement", "StepOutcome", "judge_step"]
+__all__ = ["LiveFigures", "StepJudgement", "StepOutcome", "judge_step", "judge_watch"]
 
 
 class StepOutcome(StrEnum):
@@ -154,3 +154,22 @@ def judge_step(
         return StepJudgement(StepOutcome.FAILED, tuple(reasons), cand, prod)
     outcome = StepOutcome.PASSED if pause_over else StepOutcome.WAITING
     return StepJudgement(outcome, (), cand, prod)
+
+
+def judge_watch(
+    production: ReleaseTraffic | None, objectives: Objectives, *, min_requests: int
+) -> StepJudgement:
+    """One look of the post-promotion watch (`watching`) at production's live figures.
+
+    The same objectives as a step, but no fail-closed rule: a look with fewer than
+    ``min_requests`` requests is WAITING (too little traffic to judge is not a reason to
+    roll back), one within the objectives PASSED, a breach FAILED. The judged release is the
+    judgement's ``candidate``; there is no baseline (the previous release takes no traffic),
+    so ``maxLatencyRegressionPercent`` is not judged here.
+    """
+    figures = LiveFigures.of(production)
+    if figures.requests < min_requests:
+        return StepJudgement(StepOutcome.WAITING, (), figures, LiveFigures())
+    reasons = _breaches(figures, LiveFigures(), objectives, min_requests)
+    outcome = StepOutcome.FAILED if reasons else StepOutcome.PASSED
+    return StepJudgement(outcome, tuple(reasons), figures, LiveFigures())

@@ -1,7 +1,8 @@
 """The entry point: `plan()` runs the planning steps in order and assembles the status.
 
-Steps: training (`training`), which version production is (`trust`), the candidate's stage
-(`stages`, `rollout`), the production release and its scaling (`production`, `scaling`),
+Steps: training (`training`), which version production is (`trust`, then the
+post-promotion watch: `watching`), the candidate's stage (`stages`, `rollout`), the
+production release and its scaling (`production`, `scaling`),
 retiring what nothing wants (`retiring`), the alias check (`trust`); then conditions are
 merged, one Event is posted per condition transition, and the phase and message are
 derived.
@@ -37,6 +38,7 @@ from kubellm.operator.planning.trust import (
     plan_rollback,
     plan_verified_production,
 )
+from kubellm.operator.planning.watching import plan_watch, start_watch, watch_label
 from kubellm.operator.planning.work import F, StatusDraft, T, Work, condition, stamp
 
 __all__ = ["plan", "plan_invalid"]
@@ -107,8 +109,10 @@ def plan(
         w.out.requeue_after = 10.0
         return w.out
     training_state = plan_training(w)
-    rollout = plan_rollout(w, plan_rollback(w, plan_verified_production(w)))
-    plan_production(w, rollout)
+    watch = plan_watch(w, plan_rollback(w, plan_verified_production(w)))
+    rollout = plan_rollout(w, watch.production_after)
+    watched = start_watch(w, rollout, watch)
+    plan_production(w, rollout, watched)
     plan_retirements(w, rollout.production_after)
     plan_alias_drift(w, rollout.production_after)
 
@@ -117,7 +121,7 @@ def plan(
     phase = _phase(w, training_state, rollout)
     status = LLMStatus(
         phase=phase,
-        stage=rollout.stage_label,
+        stage=rollout.stage_label or watch_label(w, watched),
         observed_generation=llm.generation,
         conditions=merged,
         training=w.status.training,

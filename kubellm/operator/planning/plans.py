@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm.api.status import LLMStatus
-from kubellm.api.vocabulary import EventType, ReleaseVerdict
+from kubellm.api.vocabulary import EventType, ReleaseVerdict, RollbackTrigger
 
 __all__ = ["ACTIVE_REQUEUE", "Deletion", "Event", "Plan", "RegistryAction", "Scale"]
 
@@ -60,6 +60,8 @@ class Plan:
     #: the gate's decision on the candidate in this pass (promoted or refused), if any;
     #: the metrics count it, once per decision (Events and conditions may repeat a reason)
     verdict: ReleaseVerdict | None = None
+    #: what rolled production back in this pass, if anything (counted by the metrics)
+    rollback: RollbackTrigger | None = None
 
     def wait(self, seconds: float = ACTIVE_REQUEUE) -> None:
         self.requeue_after = min(self.requeue_after or seconds, seconds)

@@ -8,7 +8,7 @@ promoted it in this pass (the candidate's Deployment then serves as production's
 
 from __future__ import annotations
 
-from kubellm.api.status import ProductionStatus
+from kubellm.api.status import ProductionStatus, WatchStatus
 from kubellm.api.vocabulary import ConditionType, Reason
 from kubellm.operator.builders import build_production_service, build_serving_deployment
 from kubellm.operator.naming import deployment_name, production_service_name
@@ -32,7 +32,8 @@ def _serving_version(w: Work, production: str) -> str:
     return production
 
 
-def plan_production(w: Work, rollout: Rollout) -> None:
+def plan_production(w: Work, rollout: Rollout, watch: WatchStatus | None = None) -> None:
+    """``watch``: the post-promotion watch's record after this pass (`watching`)."""
     llm = w.llm
     production = rollout.production_after
     if production is None:
@@ -61,6 +62,7 @@ def plan_production(w: Work, rollout: Rollout) -> None:
         endpoint=f"http://{svc_name}.{llm.namespace}.svc:{w.config.serving_port}",
         address=w.service_url(svc_name),
         promoted_at=stamp(w.now) if moved or prev is None else prev.promoted_at,
+        watch=watch,
     )
     selected = svc is not None and svc.version == production
     # an available production whose Service this plan switches to it (a promotion, a

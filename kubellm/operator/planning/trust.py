@@ -34,7 +34,14 @@ import hmac
 
 from kubellm.api.resource import LLM
 from kubellm.api.status import HISTORY_LIMIT, PROMOTED_LIMIT, RollbackStatus
-from kubellm.api.vocabulary import ConditionType, EventReason, EventType, Reason, RollbackState
+from kubellm.api.vocabulary import (
+    ConditionType,
+    EventReason,
+    EventType,
+    Reason,
+    RollbackState,
+    RollbackTrigger,
+)
 from kubellm.operator.naming import content_hash
 from kubellm.operator.planning.plans import RegistryAction
 from kubellm.operator.planning.work import RETRY_ANNOTATION, ROLLBACK_ANNOTATION, F, T, Work, stamp
@@ -52,6 +59,7 @@ __all__ = [
     "retry_token",
     "token_key",
     "verified_versions",
+    "withdraw",
 ]
 
 PROMOTED_BY_TAG = "kubellm.promotedBy"
@@ -124,7 +132,8 @@ def is_withdrawn(w: Work, version: str) -> bool:
     return token_key(version, retry_token(w.llm)) in w.status.withdrawn_versions
 
 
-def _withdraw(w: Work, version: str) -> None:
+def withdraw(w: Work, version: str) -> None:
+    """Production left ``version`` by a rollback: not promoted again until a new trigger."""
     key = token_key(version, retry_token(w.llm))
     withdrawn = w.status.withdrawn_versions
     w.status.withdrawn_versions = [*(v for v in withdrawn if v != key), key][-HISTORY_LIMIT:]
@@ -170,7 +179,8 @@ def plan_rollback(w: Work, production: str | None) -> str | None:
     alias = llm.spec.rollout.production_alias
     w.out.registry.append(RegistryAction("set_alias", target, alias=alias))
     if production is not None:
-        _withdraw(w, production)
+        withdraw(w, production)
+    w.out.rollback = RollbackTrigger.ANNOTATION
     w.event(
         EventType.NORMAL,
         EventReason.ROLLED_BACK,

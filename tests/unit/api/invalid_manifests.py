@@ -78,6 +78,7 @@ def _steps(*weights: int, pause: str = "1m") -> list[dict[str, Any]]:
 
 
 CANARY = "spec.rollout.canary"
+WATCH = "spec.rollout.postPromotion"
 EVAL = "spec.training.dataset.evalFraction"
 LOADTEST = "spec.rollout.loadTest"
 URI = "spec.mlflow.trackingUri"
@@ -221,6 +222,12 @@ INVALID: list[Case] = [
     Case("canary-min-requests-zero", _canary(_steps(10), minRequests=0), f"{CANARY}.minRequests"),
     Case("canary-interval-zero", _canary(_steps(10), interval="0s"), f"{CANARY}.interval"),
     Case("canary-interval-over-5m", _canary(_steps(10), interval="6m"), f"{CANARY}.interval"),
+    # rollout.postPromotion: a positive window up to 24h, judged every 0-5m
+    Case("watch-window-zero", _set(WATCH, {"window": "0s"}), f"{WATCH}.window"),
+    Case("watch-window-over-24h", _set(WATCH, {"window": "25h"}), f"{WATCH}.window"),
+    Case("watch-interval-zero", _set(WATCH, {"interval": "0s"}), f"{WATCH}.interval"),
+    Case("watch-interval-over-5m", _set(WATCH, {"interval": "6m"}), f"{WATCH}.interval"),
+    Case("watch-min-requests-zero", _set(WATCH, {"minRequests": 0}), f"{WATCH}.minRequests"),
     # mlflow.trackingUri: an http(s) server with a host, or a local file store
     Case("tracking-uri-ftp", _set(URI, "ftp://mlflow.example.com/mlruns"), URI),
     Case("tracking-uri-javascript", _set(URI, "javascript:alert(1)"), URI),
@@ -254,6 +261,8 @@ VALID_EDGES: list[tuple[str, Mutation]] = [
     ("canary-ten-steps", _canary(_steps(*range(10, 101, 10)), minRequests=1, interval="5m")),
     ("canary-pause-1h", _canary(_steps(10, 50, pause="1h"))),
     ("blue-green-explicit", _set("spec.rollout.strategy", "BlueGreen")),
+    ("watch-defaults", _set(WATCH, {})),
+    ("watch-24h-every-5m", _set(WATCH, {"window": "24h", "interval": "5m", "minRequests": 1})),
     (
         "scale-to-zero",
         _set("spec.serving", {"replicas": {"min": 0, "max": 2}, "scaleToZeroAfter": "90s"}),
