@@ -7,6 +7,8 @@ slows the pod's socket (TCP backpressure) instead of filling the gateway's memor
 that disconnects cancels its handler, which closes the connection to the pod, and `kubellm
 serve` drops the sequence from its batch. A connect failure or a 503 (a pod starting or
 draining) is retried once on another pod, only while nothing has been sent to the client.
+Each answer from a pod carries the header ``X-Kubellm-Release``: the release it was drawn
+for (the one its figures count under), so a client can tell which version answered.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from kubellm.gateway.problems import GatewaySettings, Problem
 from kubellm.gateway.routing import Endpoint, Failure, pick_endpoint, pick_release, should_retry
 from kubellm.gateway.traffic import Traffic
 
-__all__ = ["Answered", "Forwarder"]
+__all__ = ["RELEASE_HEADER", "Answered", "Forwarder"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ _HOP_BY_HOP = frozenset(
     }
 )
 
+
+#: the response header naming the release that answered
+RELEASE_HEADER = "X-Kubellm-Release"
 
 #: a JSON answer longer than this is not parsed for its token count
 _MAX_PARSED_BODY = 1 << 20
@@ -249,6 +254,7 @@ class Forwarder:
             for name, value in upstream.headers.items():
                 if name.lower() not in _HOP_BY_HOP:
                     response.headers.add(name, value)
+            response.headers[RELEASE_HEADER] = release
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
             await response.prepare(request)

@@ -38,10 +38,11 @@ async def test_completion_goes_to_a_ready_pod_of_the_production_release(make_har
     h.add_llm("bot", [("3", "bot", 100)])
     fake = await h.add_pod("bot", "3")
     await h.add_pod("bot", "2")  # an old release's pod: not behind the route's Service
-    status, _, body = await h.complete("bot", id=1)
+    status, headers, body = await h.complete("bot", id=1)
     assert status == 200
     assert body["pod"] == fake.name
     assert fake.headers[0]["X-Forwarded-For"] == "127.0.0.1"
+    assert headers["X-Kubellm-Release"] == "3"  # the client can tell which version answered
 
 
 async def test_namespace_slash_name_reaches_the_pod_as_the_plain_name(make_harness) -> None:
