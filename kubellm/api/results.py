@@ -207,6 +207,12 @@ class LoadTestSummary(_Result):
     model_version: Version = None
     registered_model: Text = None
     mlflow_run_id: RunId = None
+    #: the quality gate's scores on the evaluation set (candidate, then production's)
+    perplexity: Number = None
+    baseline_perplexity: Number = None
+    perplexity_regression_percent: Number = None
+    match_rate: Number = None
+    baseline_match_rate: Number = None
 
     @classmethod
     def unreadable(cls, tail: str) -> Self:

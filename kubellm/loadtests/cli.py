@@ -75,6 +75,22 @@ def register(subparsers: Any) -> None:
     _flag(parser, "--experiment", "kubellm-loadtests", "MLflow experiment name")
     _flag(parser, "--registered-model", None, "registered model of the version under test")
     _flag(parser, "--model-version", None, "version under test: gets kubellm.loadtest.* tags")
+    _flag(
+        parser,
+        "--evaluation",
+        None,
+        "quality gate: evaluation set (JSON lines or YAML list of prompt/reference), a path "
+        "or s3:// URI; both releases are scored on it",
+        metavar="URI",
+    )
+    _flag(
+        parser,
+        "--quality",
+        None,
+        "quality objectives: maxPerplexityRegressionPercent=,minMatchRate=,match=exact|contains",
+    )
+    _flag(parser, "--eval-max-prompts", "100", "evaluation prompts used at most", metavar="N")
+    _flag(parser, "--eval-max-tokens", "32", "max_tokens of a reference answer", metavar="N")
     _flag(parser, "--progress-every", "5s", "interval of progress lines")
     _flag(parser, "--connect-timeout", "10s", "how long to wait for the target to answer")
     _flag(parser, "--request-timeout", "60s", "timeout of one request")
@@ -156,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         + (f", {s.workers} Locust workers" if s.workers > 1 else "")
         + f"; model {model!r}; SLO {s.objectives.to_dict()}"
     )
+    quality = _score_quality(s, model, targets) if s.evaluation_items else None
     specs = []
     for label, url in targets.items():
         folder = out_dir if label == "candidate" else out_dir / label
@@ -183,9 +200,13 @@ def run(args: argparse.Namespace) -> int:
         return _finish_error(out_dir, "interrupted before the load test finished", s.target)
     candidate, baseline = results["candidate"], results.get("baseline")
     verdict = judge(candidate, s.objectives, baseline)
+    if quality is not None:
+        verdict = quality.add_to(verdict)
     doc = build_report(
         s, model, verdict, candidate, baseline, started_at=started, finished_at=time.time()
     )
+    if quality is not None:
+        doc["quality"] = quality.to_dict()
     write_report(out_dir, doc)
     code = EXIT_PASS if verdict.passed else EXIT_FAIL
 
@@ -203,6 +224,26 @@ def run(args: argparse.Namespace) -> int:
 
     _print_summary(doc, out_dir)
     return code
+
+
+def _score_quality(s: Any, model: str, targets: dict[str, str]) -> Any:
+    """Score each release on the evaluation set (before the load, so that it does not
+    disturb the figures); return the judged ``QualityReport``."""
+    from kubellm.loadtests.quality import QualityReport, score_release
+
+    scores = {}
+    for label, url in targets.items():
+        scores[label] = score_release(
+            url,
+            model,
+            list(s.evaluation_items),
+            match=s.quality.match,
+            max_tokens=s.eval_max_tokens,
+            api_key=s.api_key,
+            timeout_s=s.request_timeout_s,
+        )
+        _emit(f"kubellm loadtest: quality of {label}: {scores[label].to_dict()}")
+    return QualityReport(s.quality, scores["candidate"], scores.get("baseline"))
 
 
 def _print_summary(doc: dict[str, Any], out_dir: Path) -> None:

@@ -57,6 +57,8 @@ def _settings_doc(s: LoadTestSettings) -> dict[str, Any]:
         "prompts": str(s.prompts_file) if s.prompts_file else "built-in",
         "registeredModel": s.registered_model,
         "modelVersion": s.model_version,
+        "evaluation": s.evaluation,
+        "evaluationPrompts": len(s.evaluation_items),
     }
 
 
@@ -105,6 +107,8 @@ def termination_summary(doc: dict[str, Any]) -> dict[str, Any]:
     figures = doc.get("figures") or {}
     reasons = [r[:MAX_REASON_CHARS] for r in doc.get("reasons", [])[:MAX_SUMMARY_REASONS]]
     settings = doc.get("settings") or {}
+    quality = doc.get("quality") or {}
+    candidate, baseline = quality.get("candidate") or {}, quality.get("baseline") or {}
     summary = LoadTestSummary(
         verdict=doc["verdict"],
         p50_latency_ms=figures.get("p50LatencyMs"),
@@ -119,6 +123,11 @@ def termination_summary(doc: dict[str, Any]) -> dict[str, Any]:
         model_version=settings.get("modelVersion") or None,
         registered_model=settings.get("registeredModel") or None,
         mlflow_run_id=doc.get("mlflowRunId") or None,
+        perplexity=candidate.get("perplexity"),
+        baseline_perplexity=baseline.get("perplexity"),
+        perplexity_regression_percent=quality.get("perplexityRegressionPercent"),
+        match_rate=candidate.get("matchRate"),
+        baseline_match_rate=baseline.get("matchRate"),
     )
     return summary.dump()
 
@@ -154,8 +163,26 @@ def mlflow_metrics(doc: dict[str, Any]) -> dict[str, float]:
             value = figures.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 out[prefix + name] = float(value)
+    out.update(_quality_figures(doc))
     out["passed"] = 1.0 if doc.get("passed") else 0.0
     return out
+
+
+def _quality_figures(doc: dict[str, Any]) -> dict[str, float]:
+    """The quality gate's numbers by their MLflow metric / tag name (none: left out)."""
+    quality = doc.get("quality") or {}
+    found: dict[str, Any] = {
+        "perplexity": (quality.get("candidate") or {}).get("perplexity"),
+        "match_rate": (quality.get("candidate") or {}).get("matchRate"),
+        "baseline_perplexity": (quality.get("baseline") or {}).get("perplexity"),
+        "baseline_match_rate": (quality.get("baseline") or {}).get("matchRate"),
+        "perplexity_regression_percent": quality.get("perplexityRegressionPercent"),
+    }
+    return {
+        k: float(v)
+        for k, v in found.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 def version_tags(doc: dict[str, Any]) -> dict[str, str]:
@@ -177,6 +204,7 @@ def version_tags(doc: dict[str, Any]) -> dict[str, str]:
         "error_rate": fmt(figures.get("errorRate")),
         "reasons": "; ".join(doc.get("reasons", []))[:4000],
     }
+    tags.update({name: fmt(value) for name, value in _quality_figures(doc).items()})
     if doc.get("mlflowRunId"):
         tags["run_id"] = doc["mlflowRunId"]
     return {VERSION_TAG_PREFIX + k: v for k, v in tags.items()}
@@ -241,6 +269,8 @@ def log_to_mlflow(settings: LoadTestSettings, doc: dict[str, Any], out_dir: Path
     metrics = [Metric(k, v, now_ms, 0) for k, v in mlflow_metrics(doc).items()]
     params = [Param(k, str(v)[:500]) for k, v in (doc.get("settings") or {}).items()]
     params.append(Param("slo", settings.slo_text[:500]))
+    if settings.evaluation:
+        params.append(Param("quality", json.dumps(settings.quality.to_dict())[:500]))
     try:
         client.log_batch(run_id, metrics=metrics, params=params)
         doc["mlflowRunId"] = run_id

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kubellm.loadtests.evaluation import MAX_EVALUATION_ITEMS, EvalItem, load_evaluation
 from kubellm.loadtests.prompts import load_prompts
+from kubellm.loadtests.quality import QualityObjectives, parse_quality
 from kubellm.loadtests.slo import InputError, Objectives, parse_duration, parse_slo
 
 __all__ = ["ENV_PREFIX", "LoadTestSettings", "env_name", "normalise_url", "settings_from_args"]
@@ -54,6 +56,10 @@ class LoadTestSettings:
     progress_interval_s: float = 5.0
     connect_timeout_s: float = 10.0
     request_timeout_s: float = 60.0
+    evaluation: str | None = None  # the evaluation set's path or URI, as given
+    evaluation_items: tuple[EvalItem, ...] = ()
+    quality: QualityObjectives = field(default_factory=QualityObjectives)
+    eval_max_tokens: int = 32
 
 
 def normalise_url(raw: str | None, flag: str) -> str:
@@ -132,6 +138,7 @@ def settings_from_args(args: argparse.Namespace) -> LoadTestSettings:
         )
     prompts_file = Path(args.prompts) if args.prompts else None
     load_prompts(prompts_file)  # fail now, naming the file and line, not inside Locust
+    evaluation, items, quality, eval_max_tokens = _evaluation(args, baseline)
     api_key = _read_secret(args.api_key_file, "--api-key-file") if args.api_key_file else None
     if args.model_version and not (args.registered_model and args.tracking_uri):
         raise InputError("--model-version needs --registered-model and --tracking-uri")
@@ -163,4 +170,35 @@ def settings_from_args(args: argparse.Namespace) -> LoadTestSettings:
             args.connect_timeout, source="--connect-timeout", allow_zero=True
         ),
         request_timeout_s=parse_duration(args.request_timeout, source="--request-timeout"),
+        evaluation=evaluation,
+        evaluation_items=items,
+        quality=quality,
+        eval_max_tokens=eval_max_tokens,
     )
+
+
+def _evaluation(
+    args: argparse.Namespace, baseline: str | None
+) -> tuple[str | None, tuple[EvalItem, ...], QualityObjectives, int]:
+    """The quality gate's inputs: the set (read now, so bad input is an error before any
+    load), its objectives and the tokens of each reference answer."""
+    quality = parse_quality(args.quality or "")
+    max_tokens = _int(args.eval_max_tokens, "--eval-max-tokens", 1)
+    limit = _int(args.eval_max_prompts, "--eval-max-prompts", 1)
+    if limit > MAX_EVALUATION_ITEMS:
+        raise InputError(f"--eval-max-prompts: at most {MAX_EVALUATION_ITEMS}")
+    if not args.evaluation:
+        if args.quality:
+            raise InputError("--quality needs --evaluation (the set to score releases on)")
+        return None, (), quality, max_tokens
+    if quality.max_perplexity_regression_percent is not None and baseline is None:
+        raise InputError(
+            "--quality: maxPerplexityRegressionPercent compares with production and needs "
+            "--baseline URL"
+        )
+    items = tuple(load_evaluation(args.evaluation, limit=limit))
+    if quality.min_match_rate is not None and not any(i.reference for i in items):
+        raise InputError(
+            f"--quality: minMatchRate needs reference answers, and {args.evaluation} has none"
+        )
+    return args.evaluation, items, quality, max_tokens
