@@ -180,6 +180,14 @@ class System:
         out = self.kubectl("get", kind, "-o", "jsonpath={.items[*].metadata.name}")
         return sorted(out.split())
 
+    def add_pod_fault(self, **fault: Any) -> dict[str, Any]:
+        """A localkube pod fault on either cluster (the same kubelet runs the pods), e.g.
+        `add_pod_fault(kind="http-errors", labels={...}, rate=0.3)`; answers it with its id."""
+        return self.cluster.add_pod_fault(**fault)
+
+    def clear_pod_faults(self) -> None:
+        self.cluster.clear_pod_faults()
+
 
 def e2e_manifest(
     name: str = "support-bot", *, max_steps: int = 30, p95_ms: int = 20000
