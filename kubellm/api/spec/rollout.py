@@ -30,7 +30,10 @@ from kubellm.api.spec.fields import (
 __all__ = [
     "CanarySpec",
     "CanaryStep",
+    "EvaluationConfigMap",
+    "EvaluationSpec",
     "LoadTestSpec",
+    "MatchMode",
     "OnFailure",
     "PostPromotionSpec",
     "RolloutSpec",
@@ -280,6 +283,102 @@ class PostPromotionSpec(SpecModel):
         return self
 
 
+class MatchMode(StrEnum):
+    #: the answer's first non-blank line equals the reference (whitespace collapsed)
+    EXACT = "exact"
+    #: the reference occurs in the answer (whitespace collapsed)
+    CONTAINS = "contains"
+
+
+class EvaluationConfigMap(SpecModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.key != '.' && self.key != '..'", "must not be . or ..", ".key")
+            ]
+        }
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="ConfigMap in the LLM's namespace holding the evaluation set.",
+    )
+    key: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Its key: JSON lines or a YAML list of {prompt, reference?}.",
+    )
+
+    @model_validator(mode="after")
+    def _key_is_a_file_name(self) -> EvaluationConfigMap:
+        if self.key in (".", ".."):
+            raise ValueError("key: must not be . or ..")
+        return self
+
+
+class EvaluationSpec(SpecModel):
+    """The quality gate: the load-test Job scores the candidate and production on a set of
+    prompts through the OpenAI API (perplexity; match rate where references exist)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.configMap) != has(self.uri)",
+                    "exactly one of configMap and uri",
+                    ".configMap",
+                ),
+            ]
+        }
+    )
+
+    config_map: EvaluationConfigMap | None = Field(
+        default=None, description="The evaluation set in a ConfigMap (mounted read-only)."
+    )
+    uri: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description=(
+            "Or the evaluation set as a dataset URI like training's: a path or file:// in "
+            "the load-test pod, or s3://bucket/key (one .jsonl or .yaml object)."
+        ),
+    )
+    max_prompts: int = Field(
+        default=100, ge=1, le=1000, description="Prompts of the set used at most (the first)."
+    )
+    max_tokens: int = Field(
+        default=32, ge=1, le=1024, description="max_tokens of each greedy answer to a reference."
+    )
+    max_perplexity_regression_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description=(
+            "Highest accepted perplexity increase over production's, in percent (not judged "
+            "for a first version: nothing in production to compare with)."
+        ),
+    )
+    min_match_rate: str | None = Field(
+        default=None,
+        pattern=RATIO_PATTERN,
+        description="Lowest accepted share of answers matching their reference (decimal string).",
+    )
+    match: MatchMode = Field(
+        default=MatchMode.EXACT,
+        description="exact: first line equals the reference; contains: reference in the answer.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EvaluationSpec:
+        if (self.config_map is None) == (self.uri is None):
+            raise ValueError("configMap: exactly one of configMap and uri")
+        return self
+
+
 class RolloutSpec(SpecModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -339,6 +438,13 @@ class RolloutSpec(SpecModel):
             "Watch production's live figures through the gateway for a window after each "
             "promotion and roll back to the previous release by itself on a breach (absent: "
             "the previous release retires at once)."
+        ),
+    )
+    evaluation: EvaluationSpec | None = Field(
+        default=None,
+        description=(
+            "Quality gate: an evaluation set both releases are scored on by the load-test "
+            "Job, and the objectives of those scores."
         ),
     )
 

@@ -2,7 +2,10 @@
 
 The Job runs `kubellm loadtest` against the candidate Service (with production as the
 baseline when there is one) and writes its verdict to its termination message; the LLM's
-objectives travel as one `--slo` argument (`slo_argument`).
+objectives travel as one `--slo` argument (`slo_argument`). With `spec.rollout.evaluation`
+it also scores both releases on the evaluation set (the quality gate): the set's ConfigMap
+is mounted read-only, or its URI passed as is, and the objectives travel as `--quality`
+(`quality_argument`); a relative objective is dropped for a first release, as the SLO's is.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 from typing import Any
 
 from kubellm.api.resource import LLM
-from kubellm.api.spec import SloSpec
+from kubellm.api.spec import EvaluationSpec, SloSpec
 from kubellm.operator.builders.common import (
     API_KEY_DIR,
     api_key_mount,
@@ -30,9 +33,10 @@ from kubellm.operator.naming import (
     prompts_configmap_name,
 )
 
-__all__ = ["build_loadtest_job", "build_prompts_configmap", "slo_argument"]
+__all__ = ["build_loadtest_job", "build_prompts_configmap", "quality_argument", "slo_argument"]
 
 PROMPTS_DIR = "/etc/kubellm/prompts"
+EVALUATION_DIR = "/etc/kubellm/evaluation"
 REPORT_DIR = "/report"
 
 DEFAULT_PROMPTS = (
@@ -70,6 +74,41 @@ def slo_argument(slo: SloSpec) -> str:
     if slo.max_latency_regression_percent is not None:
         parts.append(f"maxLatencyRegressionPercent={slo.max_latency_regression_percent}")
     return ",".join(parts)
+
+
+def quality_argument(evaluation: EvaluationSpec, *, baseline: bool) -> str:
+    """The `--quality` string of `kubellm loadtest` (without a baseline, no relative one)."""
+    parts = [f"match={evaluation.match}"]
+    regression = evaluation.max_perplexity_regression_percent
+    if regression is not None and baseline:
+        parts.append(f"maxPerplexityRegressionPercent={regression}")
+    if evaluation.min_match_rate is not None:
+        parts.append(f"minMatchRate={evaluation.min_match_rate}")
+    return ",".join(parts)
+
+
+def _evaluation(
+    evaluation: EvaluationSpec | None, baseline: bool
+) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(arguments, volume mounts, volumes) of the quality gate."""
+    if evaluation is None:
+        return [], [], []
+    args = [
+        "--quality", quality_argument(evaluation, baseline=baseline),
+        "--eval-max-prompts", str(evaluation.max_prompts),
+        "--eval-max-tokens", str(evaluation.max_tokens),
+    ]  # fmt: skip
+    cm = evaluation.config_map
+    if cm is None:
+        assert evaluation.uri is not None  # the spec holds exactly one source
+        return [*args, "--evaluation", evaluation.uri], [], []
+    args += ["--evaluation", f"{EVALUATION_DIR}/{cm.key}"]
+    mount = {"name": "evaluation", "mountPath": EVALUATION_DIR, "readOnly": True}
+    volume = {
+        "name": "evaluation",
+        "configMap": {"name": cm.name, "items": [{"key": cm.key, "path": cm.key}]},
+    }
+    return args, [mount], [volume]
 
 
 def build_loadtest_job(
@@ -117,6 +156,10 @@ def build_loadtest_job(
         args += ["--workers", str(lt.workers)]
     if baseline_url:
         args += ["--baseline", baseline_url]
+    eval_args, eval_mounts, eval_volumes = _evaluation(
+        llm.spec.rollout.evaluation, baseline=baseline_url is not None
+    )
+    args += eval_args
     uri = tracking_uri(llm, config)
     if uri:
         args += ["--tracking-uri", uri]
@@ -136,6 +179,7 @@ def build_loadtest_job(
                     {"name": "prompts", "mountPath": PROMPTS_DIR, "readOnly": True},
                     {"name": "report", "mountPath": REPORT_DIR},
                     *([api_key_mount()] if api_key else []),
+                    *eval_mounts,
                 ],
                 "terminationMessagePolicy": "FallbackToLogsOnError",
             }
@@ -144,6 +188,7 @@ def build_loadtest_job(
             {"name": "prompts", "configMap": {"name": prompts_configmap_name(llm.name)}},
             {"name": "report", "emptyDir": {"sizeLimit": "1Gi"}},
             *api_key,
+            *eval_volumes,
         ],
     }
     harden(pod_spec, config, tmp_limit=config.tmp_size_limit)
