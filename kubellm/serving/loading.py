@@ -52,12 +52,20 @@ def is_registry_uri(spec: str) -> bool:
 
 
 def fetch_model(uri: str, dst: Path, tracking_uri: str | None) -> Path:
-    """Download a registry model into ``dst``; return the folder holding config.json."""
-    from kubellm.registry import Registry
+    """Download a registry model into ``dst``; return the folder holding config.json.
+
+    Over plain HTTP when the tracking server proxies the artifacts (no ``import mlflow``:
+    ~2.3 s of CPU off every start from zero), else through MLflow's client."""
+    from kubellm.registry import Registry, parse_model_uri
+    from kubellm.registry.direct import download_proxied
 
     uri_tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri_tracking:
         raise ValueError("a models:/ URI needs --tracking-uri (or MLFLOW_TRACKING_URI)")
+    parse_model_uri(uri)  # a malformed URI is a ValueError before any request
+    fetched = download_proxied(uri, dst, uri_tracking)
+    if fetched is not None:
+        return fetched
     return Registry(uri_tracking).download_model(uri, dst)
 
 
