@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -271,6 +272,7 @@ def _first_token(url: str, model: str) -> float:
 
     body = {"model": model, "prompt": "The operator", "max_tokens": 8, "stream": True}
     started = time.perf_counter()
+    _SENT.append(time.time())
     with httpx.stream("POST", url + "/v1/completions", json=body, timeout=300) as resp:
         resp.raise_for_status()
         for line in resp.iter_lines():
@@ -279,6 +281,83 @@ def _first_token(url: str, model: str) -> float:
                 if data.get("choices") and data["choices"][0].get("text"):
                     return time.perf_counter() - started
     return time.perf_counter() - started
+
+
+_SENT: list[float] = []  # wall-clock time the cold-start request left the client
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) (.*)$")
+
+
+def _stamped(path: Path, after: float) -> list[tuple[float, str]]:
+    """(epoch seconds, text) of the log lines that carry a logging timestamp, from ``after``."""
+    out: list[tuple[float, str]] = []
+    if not path.exists():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        m = _STAMP.match(line)
+        if m:
+            at = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1e3
+            if at >= after - 0.001:
+                out.append((at, m.group(3)))
+    return out
+
+
+def _first(lines: list[tuple[float, str]], *needles: str) -> float | None:
+    return next((at for at, text in lines if all(n in text for n in needles)), None)
+
+
+def timeline(kube_dir: Path, logs: Path, name: str, ttft: float) -> list[tuple[str, float]]:
+    """The cold start's steps, seconds after the request left the client, from the logs of
+    the gateway, the operator, localkube (events, API requests) and the new pod's containers."""
+    sent = _SENT[-1]
+    cluster = _stamped(kube_dir / "localkube.log", sent)
+    created = _first(cluster, "Created pod: " + name + "-v")
+    pod = ""
+    if created is not None:
+        text = next(t for at, t in cluster if at == created and "Created pod: " in t)
+        pod = text.rsplit("Created pod: ", 1)[1].split()[0]
+    pod_logs = kube_dir / "logs" / "default" / pod
+    fetch = _stamped(pod_logs / "fetch-model.log", sent)
+    server = _stamped(pod_logs / "server.log", sent)
+    gateway = _stamped(logs / "gateway.log", sent)
+    released = _first(gateway, "cold start took")
+    ready_patch = None
+    for at, text in cluster:
+        if f"pods/{pod}/status" in text and "PATCH" in text and released and at <= released:
+            ready_patch = at
+    ready_line = next(((at, t) for at, t in server if " ready: torch import " in t), None)
+    steps: list[tuple[str, float | None]] = [
+        (
+            "operator scaled the Deployment to 1",
+            _first(_stamped(logs / "operator.log", sent), "scaled Deployment", f"/{name}-v"),
+        ),
+        ("ReplicaSet created the pod", created),
+        (
+            "init container fetch-model started",
+            _first(cluster, pod, "Started container fetch-model"),
+        ),
+        ("fetch-model: model downloaded", _first(fetch, "downloaded")),
+        ("server container started", _first(cluster, pod, "Started container server")),
+        ("kubellm serve: arguments parsed", _first(server, "kubellm.serving.cli: serving")),
+        (
+            "kubellm serve: fastapi, uvicorn imported; loader started",
+            _first(server, "HTTP server starting; loading"),
+        ),
+    ]
+    if ready_line is not None:  # "torch import A, load B (...), warm-up C": back from the line
+        at, text = ready_line
+        nums = [float(x) for x in re.findall(r"(\d+\.\d+)s", text)[:3]]
+        if len(nums) == 3:
+            steps.append(("loader: torch imported", at - nums[2] - nums[1]))
+            steps.append(("loader: model loaded (transformers, weights)", at - nums[2]))
+        steps.append(("loader: warmed up, /readyz turns 200", at))
+    else:
+        steps.append(("loader: warmed up, /readyz turns 200", _first(server, "warm in")))
+    steps += [
+        ("kubelet published Ready (last status PATCH)", ready_patch),
+        ("gateway saw the ready pod, forwarded", released),
+        ("first token at the client", sent + ttft),
+    ]
+    return [(label, at - sent) for label, at in steps if at is not None]
 
 
 def cold_start(args: argparse.Namespace, logs: Path) -> tuple[float, float | None]:
@@ -376,6 +455,10 @@ def cold_start(args: argparse.Namespace, logs: Path) -> tuple[float, float | Non
                 f"  demo model at zero on localkube: first token after {ttft:.2f} s "
                 f"(status.serving.lastColdStartSeconds: {measured})"
             )
+            previous = 0.0
+            for label, at in timeline(work / "kube", logs, name, ttft):
+                print(f"    +{at:6.2f} s  ({at - previous:+5.2f})  {label}")
+                previous = at
             return ttft, measured
         finally:
             _stop(operator, gateway)

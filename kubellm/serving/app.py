@@ -95,6 +95,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if loader is not None:
+            log.info("HTTP server starting; loading the model")
             threading.Thread(target=load, name="kubellm-loader", daemon=True).start()
         yield
         if state.engine is not None:

@@ -188,17 +188,22 @@ def default_served_name(spec: str, model_dir: Path) -> str:
 
 
 def load_into(state: ServerState) -> None:
-    """Load the model, start the engine, warm it up, then mark the state ready (blocking)."""
+    """Load the model, start the engine, warm it up, then mark the state ready (blocking).
+
+    Logs how long each phase took (a start from zero waits for all of them)."""
     import tempfile
 
+    began = time.monotonic()
     import torch
 
     from kubellm.serving.engine import Engine, EngineConfig
 
+    imported = time.monotonic()
     s = state.settings
     download_dir = s.download_dir or Path(tempfile.mkdtemp(prefix="kubellm-model-"))
     model_dir = resolve_model_dir(s.model, s.tracking_uri, download_dir)
     loaded = load_model(model_dir, device=s.device, chat_template=s.chat_template, dtype=s.dtype)
+    load_done = time.monotonic()
     engine = Engine(
         loaded.model,
         loaded.tokenizer,
@@ -216,8 +221,11 @@ def load_into(state: ServerState) -> None:
     warm_ids = loaded.tokenizer("Hello")["input_ids"] or [loaded.pad_id]
     engine.generate(warm_ids, max_new_tokens=s.warmup_tokens, timeout=120)
     log.info(
-        "model %s warm in %.2fs (%d torch threads, OMP_WAIT_POLICY=%s)",
+        "model %s ready: torch import %.2fs, load %.2fs (architecture's modules included), "
+        "warm-up %.2fs (%d torch threads, OMP_WAIT_POLICY=%s)",
         model_dir,
+        imported - began,
+        load_done - imported,
         time.monotonic() - started,
         torch.get_num_threads(),
         os.environ.get("OMP_WAIT_POLICY", "unset"),
