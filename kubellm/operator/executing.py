@@ -3,7 +3,8 @@
 The order matters for promotion: the registry's production alias is the record of the
 decision, so it moves before the Service switches; if the registry call fails, nothing
 else happens and the next reconcile tries again. Children are created, or merge-patched
-when the hash of their rendered spec changed (drift), never blindly re-applied.
+when the hash of their rendered spec changed (drift), never blindly re-applied. One thing
+goes before the registry: scaling a release up from zero, for which requests wait.
 """
 
 from __future__ import annotations
@@ -168,6 +169,11 @@ def post_event(api: KubeApi, llm: Ref, event: Event) -> None:
         log.warning("could not post event %s: %s", event.reason, exc)
 
 
+def _scale(api: KubeApi, llm: LLM, deployment: str, replicas: int) -> None:
+    api.patch("Deployment", llm.namespace, deployment, {"spec": {"replicas": replicas}})
+    log.info("scaled Deployment %s/%s to %d", llm.namespace, deployment, replicas)
+
+
 def execute(
     api: KubeApi,
     registry: Registry | None,
@@ -176,7 +182,15 @@ def execute(
     plan: Plan,
     raw_status: dict[str, Any],
 ) -> bool:
-    """Apply ``plan``; return True when the status changed and was written."""
+    """Apply ``plan``; return True when the status changed and was written.
+
+    A release woken from zero is scaled up before anything else (registry calls, children,
+    deletions): a request is held at the gateway until its pod is ready, and nothing else
+    in the plan needs to happen before the pod starts (a registry that hangs would hold it).
+    """
+    wakes = [s for s in plan.scale if s.replicas > 0]
+    for scale in wakes:
+        _scale(api, llm, scale.deployment, scale.replicas)
     if plan.registry:
         assert registry is not None
         apply_registry(registry, llm, plan.registry)
@@ -197,10 +211,8 @@ def execute(
                 raise
             refused.append(f"{manifest['kind']} {manifest['metadata']['name']}: {exc}")
     for scale in plan.scale:  # to and from zero: the only counts the operator writes
-        api.patch(
-            "Deployment", llm.namespace, scale.deployment, {"spec": {"replicas": scale.replicas}}
-        )
-        log.info("scaled Deployment %s/%s to %d", llm.namespace, scale.deployment, scale.replicas)
+        if scale.replicas == 0:
+            _scale(api, llm, scale.deployment, 0)
     for deletion in plan.delete:
         try:
             api.delete(deletion.kind, llm.namespace, deletion.name)
