@@ -170,6 +170,16 @@ def matches(answer: str, reference: str, mode: Match) -> bool:
     return _collapse(first) == _collapse(reference)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A release under test answers for itself: a redirect is an error, never followed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
 def _post(url: str, body: dict[str, Any], api_key: str | None, timeout: float) -> Any:
     headers = {"Content-Type": "application/json"}
     if api_key:
@@ -178,7 +188,7 @@ def _post(url: str, body: dict[str, Any], api_key: str | None, timeout: float) -
         url, data=json.dumps(body).encode(), headers=headers, method="POST"
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
+        with _OPENER.open(request, timeout=timeout) as resp:
             data = resp.read(MAX_RESPONSE_BYTES + 1)
     except urllib.error.HTTPError as exc:
         detail = exc.read(500).decode("utf-8", errors="replace").strip()
@@ -187,7 +197,10 @@ def _post(url: str, body: dict[str, Any], api_key: str | None, timeout: float) -
         raise ValueError(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None
     if len(data) > MAX_RESPONSE_BYTES:
         raise ValueError(f"the answer is larger than {MAX_RESPONSE_BYTES} bytes")
-    return untrusted.loads(data)
+    try:
+        return untrusted.loads(data)
+    except ValueError as exc:
+        raise ValueError(f"the answer is not JSON ({exc})") from None
 
 
 def _answer_text(body: Any) -> str:

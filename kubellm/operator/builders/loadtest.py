@@ -106,7 +106,13 @@ def _evaluation(
     mount = {"name": "evaluation", "mountPath": EVALUATION_DIR, "readOnly": True}
     volume = {
         "name": "evaluation",
-        "configMap": {"name": cm.name, "items": [{"key": cm.key, "path": cm.key}]},
+        # optional: a missing ConfigMap or key lets the pod start and the gate fail with
+        # "cannot read" as its reason, instead of a pod that never starts
+        "configMap": {
+            "name": cm.name,
+            "items": [{"key": cm.key, "path": cm.key}],
+            "optional": True,
+        },
     }
     return args, [mount], [volume]
 

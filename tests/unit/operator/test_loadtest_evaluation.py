@@ -60,6 +60,7 @@ def test_config_map_is_mounted_read_only_and_scored_against_production() -> None
     assert volume["configMap"] == {
         "name": "bot-eval",
         "items": [{"key": "eval.jsonl", "path": "eval.jsonl"}],
+        "optional": True,
     }
 
 
