@@ -17,6 +17,7 @@ from kubellm.api.timestamps import format_time
 from kubellm.api.vocabulary import ConditionStatus, EventType, Phase, RollbackTrigger, WatchState
 from kubellm.gateway.windows import ReleaseTraffic
 from kubellm.loadtests.slo import Objectives
+from kubellm.operator import sampling
 from kubellm.operator.observed import LiveTraffic, Observed, RegistryState
 from kubellm.operator.planning import ROLLBACK_ANNOTATION, Plan, Scale, plan
 from kubellm.operator.planning.analysis import StepOutcome, judge_watch
@@ -263,3 +264,20 @@ def test_a_look_judges_the_objectives_without_failing_closed() -> None:
     slow = judge_watch(_traffic(40, latency_ms=2000.0), objectives, min_requests=20)
     assert slow.outcome is StepOutcome.FAILED
     assert any("p95 latency" in r and "p95LatencyMs 500" in r for r in slow.reasons)
+
+
+def test_the_gateways_are_read_only_for_a_watch_in_progress(monkeypatch: Any) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(sampling, "_addresses", lambda url: ["127.0.0.1"])
+    monkeypatch.setattr(sampling, "_ask", lambda url: asked.append(url) or {"2": _traffic(7)})
+    gateway = replace(CONFIG, gateway_demand_url="http://gw.kubellm-system:9000/demand")
+    llm, first = _promoted()
+    watched = _carry(llm, first)
+    later = NOW + timedelta(minutes=2)
+    assert sampling.read_watch_live(CONFIG, watched, later) is None  # no gateway configured
+    assert sampling.read_watch_live(gateway, _watched_llm(), later) is None  # no watch
+    live = sampling.read_watch_live(gateway, watched, later)
+    assert live is not None and live.since == "2026-11-28T12:01:30Z"
+    assert live.releases["2"].requests == 7
+    since = (later - timedelta(seconds=30)).timestamp()
+    assert asked == [f"http://127.0.0.1:9000/traffic?llm=default%2Fsupport-bot&since={since:.3f}"]
