@@ -43,6 +43,7 @@ import torch
 
 from kubellm.serving.errors import EngineFailure, ModelNotReady
 from kubellm.serving.kvslots import SlotCache, Step, install
+from kubellm.serving.packing import pack_linears
 from kubellm.serving.sampling import make_generator, next_tokens
 from kubellm.serving.scheduler import Scheduler, SchedulerConfig, StepOutput, StepPlan
 from kubellm.serving.scheduling import CacheOp, Grow, Move, Release, Swap
@@ -57,7 +58,10 @@ _CPU_CAPACITY = 8192  # cache positions per row reserved (not committed) on CPU
 
 @dataclass(frozen=True)
 class EngineConfig(SchedulerConfig):
-    """The scheduler's limits; the engine itself needs no more."""
+    """The scheduler's limits, and how the engine prepares the model."""
+
+    # fp32 on CPU: pack the linear layers' weights once for MKL (``packing``).
+    pack_weights: bool = True
 
 
 class Engine:
@@ -80,6 +84,8 @@ class Engine:
         self.pad_id = pad_id
         self.device = next(model.parameters()).device
         install(model)
+        if config.pack_weights:
+            pack_linears(model)
         self.scheduler = Scheduler(
             config, context_len=context_len, eos_ids=eos_ids, decode=self._decode
         )

@@ -103,21 +103,37 @@ class SlotCache:
 
     def release(self, row: int) -> None:
         """Give a finished row's memory back (CPU); it reads as zeros until written again."""
+        self.trim(row, 0)
+
+    def trim(self, row: int, length: int) -> None:
+        """Give back the memory of row ``row`` from position ``length`` on (CPU; whole pages
+        only). A row that takes over another's slot (``move``) would otherwise keep the
+        longer sequence's tail resident, and every row would end up as long as the
+        longest sequence it ever held."""
+        page = mmap.PAGESIZE
         for store in (self.keys, self.values):
             for t in store:
                 buf = self._maps.get(t.data_ptr()) if t is not None else None
-                row_bytes = t.stride(0) * t.element_size() if t is not None else 0
-                if buf is not None and row_bytes % mmap.PAGESIZE == 0:
-                    buf.madvise(mmap.MADV_DONTNEED, row * row_bytes, row_bytes)
+                if buf is None or t is None:
+                    continue
+                esize = t.element_size()
+                head_bytes = t.stride(1) * esize  # one KV head's positions of one row
+                keep = -(-length * t.stride(2) * esize // page) * page
+                if head_bytes % page or keep >= head_bytes:
+                    continue
+                for h in range(t.shape[1]):
+                    start = (row * t.shape[1] + h) * head_bytes
+                    buf.madvise(mmap.MADV_DONTNEED, start + keep, head_bytes - keep)
 
     def move(self, src: int, dst: int, length: int) -> None:
         """Copy the first ``length`` positions of row ``src`` into row ``dst``."""
-        if src == dst or length <= 0:
+        if src == dst:
             return
         for store in (self.keys, self.values):
             for t in store:
-                if t is not None:
+                if t is not None and length > 0:
                     t[dst, :, :length] = t[src, :, :length]
+        self.trim(dst, max(0, length))
 
     def swap(self, a: int, len_a: int, b: int, len_b: int) -> None:
         """Exchange rows ``a`` and ``b`` (their first ``len_a`` / ``len_b`` positions)."""
@@ -132,6 +148,8 @@ class SlotCache:
                     t[a, :, :len_b] = t[b, :, :len_b]
                 if len_a > 0:
                     t[b, :, :len_a] = saved
+        self.trim(a, len_b)
+        self.trim(b, len_a)
 
 
 @dataclass

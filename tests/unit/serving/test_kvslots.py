@@ -108,3 +108,25 @@ def test_a_released_row_reads_as_zeros_and_is_writable_again() -> None:
     assert bool((k_cache[0] == 3).all())
     k_cache[1, :, 0] = 5.0
     assert bool((k_cache[1, :, 0] == 5).all())
+
+
+def test_a_row_taking_over_a_longer_ones_slot_gives_its_tail_back() -> None:
+    """After a move or a swap, the pages past the row's own length are handed back (they
+    read as zeros): a slot does not stay as long as the longest sequence it ever held."""
+    cache = SlotCache(rows=3, capacity=1024)  # a KV head's row spans 8 pages here
+    k_cache, v_cache = cache.layer(0, torch.zeros(1, KV_HEADS, 1, DIM))
+    per_page = 4096 // (DIM * 4)
+    for t in (k_cache, v_cache):
+        t[0].fill_(1.0)
+        t[1].fill_(2.0)
+        t[2].fill_(3.0)
+    cache.move(0, 1, 10)  # a 10-position row takes the slot of a 1024-position one
+    for t in (k_cache, v_cache):
+        assert bool((t[1, :, :10] == 1).all())
+        assert float(t[1, :, per_page:].abs().sum()) == 0.0  # past the row's first page
+        assert bool((t[0] == 1).all()) and bool((t[2] == 3).all())  # the others untouched
+    cache.swap(0, 3 * per_page, 2, per_page)
+    assert bool((k_cache[2, :, : 3 * per_page] == 1).all())
+    assert float(k_cache[2, :, 3 * per_page :].abs().sum()) == 0.0
+    assert bool((k_cache[0, :, :per_page] == 3).all())
+    assert float(k_cache[0, :, per_page:].abs().sum()) == 0.0
