@@ -22,7 +22,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kubellm.loadtests.quality import QualityReport, Scores
+    from kubellm.loadtests.settings import LoadTestSettings
 
 __all__ = ["register", "run"]
 
@@ -172,7 +176,6 @@ def run(args: argparse.Namespace) -> int:
         + (f", {s.workers} Locust workers" if s.workers > 1 else "")
         + f"; model {model!r}; SLO {s.objectives.to_dict()}"
     )
-    quality = _score_quality(s, model, targets) if s.evaluation_items else None
     specs = []
     for label, url in targets.items():
         folder = out_dir if label == "candidate" else out_dir / label
@@ -195,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with _sigterm_as_interrupt():
+            quality = _score_quality(s, model, targets) if s.evaluation_items else None
             results = run_all(specs, lambda p: _emit(format_progress(p)))
     except KeyboardInterrupt:
         return _finish_error(out_dir, "interrupted before the load test finished", s.target)
@@ -226,12 +230,12 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _score_quality(s: Any, model: str, targets: dict[str, str]) -> Any:
+def _score_quality(s: LoadTestSettings, model: str, targets: dict[str, str]) -> QualityReport:
     """Score each release on the evaluation set (before the load, so that it does not
     disturb the figures); return the judged ``QualityReport``."""
     from kubellm.loadtests.quality import QualityReport, score_release
 
-    scores = {}
+    scores: dict[str, Scores] = {}
     for label, url in targets.items():
         scores[label] = score_release(
             url,
