@@ -305,6 +305,15 @@ def _first(lines: list[tuple[float, str]], *needles: str) -> float | None:
     return next((at for at, text in lines if all(n in text for n in needles)), None)
 
 
+def _cpu(lines: list[tuple[float, str]], needle: str) -> str:
+    """A process's own CPU time, where its log line says it."""
+    for _, text in lines:
+        found = re.search(r"process CPU (\d+\.\d+)s", text) if needle in text else None
+        if found:
+            return f" ({found.group(1)} s of CPU since the process started)"
+    return ""
+
+
 def timeline(kube_dir: Path, logs: Path, name: str, ttft: float) -> list[tuple[str, float]]:
     """The cold start's steps, seconds after the request left the client, from the logs of
     the gateway, the operator, localkube (events, API requests) and the new pod's containers."""
@@ -335,11 +344,14 @@ def timeline(kube_dir: Path, logs: Path, name: str, ttft: float) -> list[tuple[s
             "init container fetch-model started",
             _first(cluster, pod, "Started container fetch-model"),
         ),
-        ("fetch-model: model downloaded", _first(fetch, "downloaded")),
+        ("fetch-model: model downloaded" + _cpu(fetch, "downloaded"), _first(fetch, "downloaded")),
         ("server container started", _first(cluster, pod, "Started container server")),
-        ("kubellm serve: arguments parsed", _first(server, "kubellm.serving.cli: serving")),
         (
-            "kubellm serve: fastapi, uvicorn imported; loader started",
+            "kubellm serve: fastapi, uvicorn imported",
+            _first(server, "kubellm.serving.cli: serving"),
+        ),
+        (
+            "kubellm serve: app built, HTTP server starting, loader started",
             _first(server, "HTTP server starting; loading"),
         ),
     ]
@@ -349,7 +361,8 @@ def timeline(kube_dir: Path, logs: Path, name: str, ttft: float) -> list[tuple[s
         if len(nums) == 3:
             steps.append(("loader: torch imported", at - nums[2] - nums[1]))
             steps.append(("loader: model loaded (transformers, weights)", at - nums[2]))
-        steps.append(("loader: warmed up, /readyz turns 200", at))
+        used = _cpu(server, " ready: torch import ")
+        steps.append(("loader: warmed up, /readyz turns 200" + used, at))
     else:
         steps.append(("loader: warmed up, /readyz turns 200", _first(server, "warm in")))
     steps += [

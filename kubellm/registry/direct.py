@@ -34,6 +34,7 @@ import os
 import posixpath
 import shutil
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -229,5 +230,11 @@ def download_proxied(
     except Exception as exc:  # ModelNotFound from find_model_dir, or a surprise: MLflow decides
         log.info("downloading %s with MLflow's client: %s", uri, exc)
         return None
-    log.info("downloaded %s (version %s, %d files) over HTTP", uri, version, count)
+    log.info(
+        "downloaded %s (version %s, %d files) over HTTP; process CPU %.2fs",
+        uri,
+        version,
+        count,
+        time.process_time(),
+    )
     return model_dir

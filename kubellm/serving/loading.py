@@ -222,11 +222,12 @@ def load_into(state: ServerState) -> None:
     engine.generate(warm_ids, max_new_tokens=s.warmup_tokens, timeout=120)
     log.info(
         "model %s ready: torch import %.2fs, load %.2fs (architecture's modules included), "
-        "warm-up %.2fs (%d torch threads, OMP_WAIT_POLICY=%s)",
+        "warm-up %.2fs; process CPU %.2fs (%d torch threads, OMP_WAIT_POLICY=%s)",
         model_dir,
         imported - began,
         load_done - imported,
         time.monotonic() - started,
+        time.process_time(),
         torch.get_num_threads(),
         os.environ.get("OMP_WAIT_POLICY", "unset"),
     )
