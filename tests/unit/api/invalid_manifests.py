@@ -79,6 +79,8 @@ def _steps(*weights: int, pause: str = "1m") -> list[dict[str, Any]]:
 
 CANARY = "spec.rollout.canary"
 WATCH = "spec.rollout.postPromotion"
+QUALITY = "spec.rollout.evaluation"
+_CM = {"name": "bot-eval", "key": "eval.jsonl"}
 EVAL = "spec.training.dataset.evalFraction"
 LOADTEST = "spec.rollout.loadTest"
 URI = "spec.mlflow.trackingUri"
@@ -228,6 +230,43 @@ INVALID: list[Case] = [
     Case("watch-interval-zero", _set(WATCH, {"interval": "0s"}), f"{WATCH}.interval"),
     Case("watch-interval-over-5m", _set(WATCH, {"interval": "6m"}), f"{WATCH}.interval"),
     Case("watch-min-requests-zero", _set(WATCH, {"minRequests": 0}), f"{WATCH}.minRequests"),
+    # rollout.evaluation: exactly one source, a file-name key, bounded objectives
+    Case(
+        "quality-two-sources",
+        _set(QUALITY, {"uri": "s3://a/b", "configMap": _CM}),
+        f"{QUALITY}.configMap",
+    ),
+    Case("quality-no-source", _set(QUALITY, {"maxPrompts": 3}), f"{QUALITY}.configMap"),
+    Case(
+        "quality-key-dotdot",
+        _set(QUALITY, {"configMap": {"name": "e", "key": ".."}}),
+        f"{QUALITY}.configMap.key",
+    ),
+    Case(
+        "quality-key-path",
+        _set(QUALITY, {"configMap": {"name": "e", "key": "a/b"}}),
+        f"{QUALITY}.configMap.key",
+    ),
+    Case(
+        "quality-name-upper",
+        _set(QUALITY, {"configMap": {"name": "Eval", "key": "k"}}),
+        f"{QUALITY}.configMap.name",
+    ),
+    Case(
+        "quality-match-rate-above-1",
+        _set(QUALITY, {"uri": "s3://a/b", "minMatchRate": "1.5"}),
+        f"{QUALITY}.minMatchRate",
+    ),
+    Case(
+        "quality-prompts-1001",
+        _set(QUALITY, {"uri": "s3://a/b", "maxPrompts": 1001}),
+        f"{QUALITY}.maxPrompts",
+    ),
+    Case(
+        "quality-match-fuzzy",
+        _set(QUALITY, {"uri": "s3://a/b", "match": "fuzzy"}),
+        f"{QUALITY}.match",
+    ),
     # mlflow.trackingUri: an http(s) server with a host, or a local file store
     Case("tracking-uri-ftp", _set(URI, "ftp://mlflow.example.com/mlruns"), URI),
     Case("tracking-uri-javascript", _set(URI, "javascript:alert(1)"), URI),
@@ -262,6 +301,20 @@ VALID_EDGES: list[tuple[str, Mutation]] = [
     ("canary-pause-1h", _canary(_steps(10, 50, pause="1h"))),
     ("blue-green-explicit", _set("spec.rollout.strategy", "BlueGreen")),
     ("watch-defaults", _set(WATCH, {})),
+    ("quality-configmap-dotted-key", _set(QUALITY, {"configMap": {"name": "e.v", "key": ".e"}})),
+    (
+        "quality-uri-all-objectives",
+        _set(
+            QUALITY,
+            {
+                "uri": "s3://a/b",
+                "minMatchRate": "1",
+                "maxPerplexityRegressionPercent": 0,
+                "match": "contains",
+                "maxPrompts": 1000,
+            },
+        ),
+    ),
     ("watch-24h-every-5m", _set(WATCH, {"window": "24h", "interval": "5m", "minRequests": 1})),
     (
         "scale-to-zero",
