@@ -109,10 +109,12 @@ class Reason(StrEnum):
     # ProductionAliasDrift
     ALIAS_IN_SYNC = "AliasInSync"
     ALIAS_MOVED_OUTSIDE_OPERATOR = "AliasMovedOutsideOperator"
-    # RolledBack (spec.rollout.postPromotion)
+    # RolledBack (spec.rollout.postPromotion, or a kubellm.dev/rollback-to request)
     WATCHING = "Watching"
     WATCH_PASSED = "WatchPassed"
     POST_PROMOTION_BREACH = "PostPromotionBreach"
+    #: a ``kubellm.dev/rollback-to`` request moved production back
+    ROLLBACK_REQUESTED = "RollbackRequested"
 
 
 #: reasons of a False condition that report a failure: their transition is a Warning Event

@@ -97,6 +97,10 @@ class RegistryState:
     candidate_tags: Mapping[str, str] = field(default_factory=dict)
     #: tags of the version behind the production alias (the operator's promotion tag)
     production_tags: Mapping[str, str] = field(default_factory=dict)
+    #: the candidate's rolled-back tag (``kubellm.rollout.rolledBack``), as far as it can be
+    #: read: the retry token production was rolled back from it under ("" for none, or a
+    #: value that cannot be read); None: no such tag
+    candidate_rolled_back: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubellm.api.resource import LLM
+from kubellm.api.untrusted import loads
 from kubellm.operator.kube import KubeApi
 from kubellm.operator.naming import (
     LABEL_COMPONENT,
@@ -30,10 +31,11 @@ from kubellm.operator.observed import (
     ServiceState,
     TrainingProgress,
 )
+from kubellm.operator.planning.trust import ROLLED_BACK_TAG
 from kubellm.redaction import redact
 from kubellm.registry import Registry, RegistryError, RegistryUnavailable
 
-__all__ = ["observe", "observe_registry", "parse_progress"]
+__all__ = ["observe", "observe_registry", "parse_progress", "rolled_back_token"]
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +208,34 @@ def _hash_of(obj: dict[str, Any]) -> str | None:
     return (obj["metadata"].get("annotations") or {}).get(SPEC_HASH_ANNOTATION)
 
 
+#: the longest rolled-back tag read (MLflow keeps at most 5000 characters per tag value), and
+#: the longest retry token in it (the operator writes 5 hex digits)
+_TAG_LIMIT, _TOKEN_LIMIT = 8192, 64
+
+
+def rolled_back_token(tags: Mapping[str, str]) -> str | None:
+    """The retry token production was rolled back from a version under, from its tag
+    ``kubellm.rollout.rolledBack``; None: no such tag.
+
+    Any registry writer can write the tag, so its value is read as hostile text: a value
+    that is too long, not a JSON object, or without a short string ``retryToken`` still
+    says the version was rolled back, under no retry token (""). Withholding a promotion
+    is all the tag can do (`planning.trust.is_withdrawn`)."""
+    value = tags.get(ROLLED_BACK_TAG)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > _TAG_LIMIT:
+        return ""
+    try:
+        doc = loads(value)
+    except ValueError:
+        return ""
+    token = doc.get("retryToken") if isinstance(doc, dict) else None
+    if not isinstance(token, str) or len(token) > _TOKEN_LIMIT:
+        return ""
+    return token
+
+
 def observe_registry(registry: Registry, llm: LLM) -> RegistryState:
     name = llm.spec.model.registered_model
     rollout = llm.spec.rollout
@@ -228,6 +258,7 @@ def observe_registry(registry: Registry, llm: LLM) -> RegistryState:
         production=production,
         candidate_tags=tags,
         production_tags=production_tags,
+        candidate_rolled_back=rolled_back_token(tags),
     )
 
 

@@ -23,14 +23,26 @@ on the LLM (an RBAC-guarded write, unlike the registry) makes N production again
 operator promoted N before. The version production left is withdrawn: it is not promoted
 again, even while the candidate alias names it and its passed load-test Job is still there,
 until a new trigger: the ``kubellm.dev/retry-rollout`` annotation changes (a new version
-behind the candidate alias goes through the gate as usual).
+behind the candidate alias goes through the gate as usual). A rollback says so like the
+post-promotion watch's (`watching`): the condition ``RolledBack`` (reason
+``RollbackRequested``) and the registry tag ``kubellm.rollout.rolledBack`` on the version
+left, which records the retry token of the rollback.
 Each annotation value is handled once; ``N@anything`` repeats a request for the same N.
+
+A withdrawal is remembered twice: in status (``withdrawnVersions``) and in that tag, so a
+version is not promoted again when the status is lost either (the LLM re-created over the
+same registry). The tag is read only to withhold a promotion, never to grant one: anyone
+who can write it can already hold a version back (move the candidate alias, tag it
+refused), so it needs no signature. Its value is untrusted text, read defensively
+(`reading.rolled_back_token`): one that cannot be read still withdraws the version, under
+no retry token.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 
 from kubellm.api.resource import LLM
 from kubellm.api.status import HISTORY_LIMIT, PROMOTED_LIMIT, RollbackStatus
@@ -49,6 +61,7 @@ from kubellm.operator.planning.work import RETRY_ANNOTATION, ROLLBACK_ANNOTATION
 __all__ = [
     "PROMOTED_BY_TAG",
     "PROMOTION_SIGNATURE_TAG",
+    "ROLLED_BACK_TAG",
     "is_withdrawn",
     "plan_alias_drift",
     "plan_rollback",
@@ -64,6 +77,9 @@ __all__ = [
 
 PROMOTED_BY_TAG = "kubellm.promotedBy"
 PROMOTION_SIGNATURE_TAG = "kubellm.promotionSignature"
+#: the registry tag on a version production was rolled back from: when, to which version,
+#: under which retry token, and why (JSON; the watch adds the figures that broke it)
+ROLLED_BACK_TAG = "kubellm.rollout.rolledBack"
 
 
 def promotion_signature(key: str, llm: LLM, version: str) -> str:
@@ -128,8 +144,14 @@ def token_key(version: str, token: str) -> str:
 
 
 def is_withdrawn(w: Work, version: str) -> bool:
-    """Production was rolled back from ``version`` and no new trigger came since."""
-    return token_key(version, retry_token(w.llm)) in w.status.withdrawn_versions
+    """Production was rolled back from ``version`` and no new trigger came since: by this
+    LLM's status, or by the rolled-back tag on the candidate version (same rule: the
+    rollback's retry token is the current one)."""
+    token = retry_token(w.llm)
+    if token_key(version, token) in w.status.withdrawn_versions:
+        return True
+    reg = w.observed.registry
+    return version == reg.candidate and reg.candidate_rolled_back == token
 
 
 def withdraw(w: Work, version: str) -> None:
@@ -180,7 +202,16 @@ def plan_rollback(w: Work, production: str | None) -> str | None:
     w.out.registry.append(RegistryAction("set_alias", target, alias=alias))
     if production is not None:
         withdraw(w, production)
+        tag = _rolled_back_tag(w, target, request)
+        w.out.registry.append(RegistryAction("set_tags", production, tags={ROLLED_BACK_TAG: tag}))
     w.out.rollback = RollbackTrigger.ANNOTATION
+    w.condition(
+        ConditionType.ROLLED_BACK,
+        T,
+        Reason.ROLLBACK_REQUESTED,
+        f"production went back from version {production} to version {target} "
+        f"({ROLLBACK_ANNOTATION}={request})",
+    )
     w.event(
         EventType.NORMAL,
         EventReason.ROLLED_BACK,
@@ -188,6 +219,18 @@ def plan_rollback(w: Work, production: str | None) -> str | None:
         f"({ROLLBACK_ANNOTATION}={request})",
     )
     return target
+
+
+def _rolled_back_tag(w: Work, target: str, request: str) -> str:
+    """The rolled-back tag of a requested rollback (the watch's carries figures too)."""
+    figures = {
+        "at": stamp(w.now),
+        "to": target,
+        "trigger": str(RollbackTrigger.ANNOTATION),
+        "retryToken": retry_token(w.llm),
+        "reasons": [f"{ROLLBACK_ANNOTATION}={request}"[:300]],
+    }
+    return json.dumps(figures, sort_keys=True)
 
 
 def _alias_after(w: Work) -> str | None:

@@ -59,7 +59,7 @@ from kubellm.operator.planning.analysis import StepJudgement, StepOutcome, judge
 from kubellm.operator.planning.plans import RegistryAction, Scale
 from kubellm.operator.planning.scaling import initial_replicas
 from kubellm.operator.planning.stages import Rollout
-from kubellm.operator.planning.trust import retry_token, withdraw
+from kubellm.operator.planning.trust import ROLLED_BACK_TAG, retry_token, withdraw
 from kubellm.operator.planning.work import F, T, Work, seconds_since, stamp
 
 __all__ = [
@@ -73,8 +73,6 @@ __all__ = [
     "watch_since",
 ]
 
-#: the registry tag on a version the watch rolled back from: its figures, as JSON
-ROLLED_BACK_TAG = "kubellm.rollout.rolledBack"
 #: the shortest window a look judges (seconds)
 LOOKBACK_FLOOR = 30.0
 #: reasons in the rolled-back tag, and characters each (MLflow keeps 5000 per tag value)

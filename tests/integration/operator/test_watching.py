@@ -87,7 +87,9 @@ def test_a_breach_seen_by_the_gateway_rolls_production_back_in_one_reconcile(
         "interval": "5s",
         "minRequests": 10,
     }
-    world.reconciler.config = replace(CONFIG, gateway_demand_url=gateway.url + "/demand")
+    world.reconciler.config = replace(
+        CONFIG, gateway_demand_url=gateway.url + "/demand", promotion_key="operator-only-key"
+    )
     world.converge()  # version 1: a first version has nothing to go back to, no watch
     assert "watch" not in world.status()["production"]
     _promote_v2(world)
@@ -127,3 +129,23 @@ def test_a_breach_seen_by_the_gateway_rolls_production_back_in_one_reconcile(
     assert world.status()["production"]["version"] == "1"
     assert world.condition("CandidateReady")["reason"] == "CandidateWithdrawn"
     assert _rollbacks("watch") == before + 1
+
+    # the LLM re-created over the same registry (its status lost): version 1 is trusted by
+    # its signed promotion tag, version 2 stays withdrawn by its rolled-back tag
+    world.kube.delete("LLM", world.namespace, NAME)
+    world.create_llm()
+    assert "production" not in world.status()
+    for _ in range(4):
+        world.reconcile()
+    status = world.status()
+    assert status["production"]["version"] == "1"
+    assert not status.get("withdrawnVersions")  # known from the registry alone
+    assert world.condition("CandidateReady")["reason"] == "CandidateWithdrawn"
+    assert world.registry.aliases[(NAME, world.spec.rollout.production_alias)] == "1"
+    uid = world.llm()["metadata"]["uid"]
+    mine = [
+        job["metadata"]["name"]
+        for job in world.children("Job", "loadtest")
+        if any(ref.get("uid") == uid for ref in job["metadata"].get("ownerReferences") or [])
+    ]
+    assert mine == []  # not even tested again

@@ -8,12 +8,14 @@ again without a new trigger.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 from kubellm.api.status import ConditionStatus
 from kubellm.operator.observed import DeploymentState, JobState, Observed, RegistryState
 from kubellm.operator.planning import RETRY_ANNOTATION, ROLLBACK_ANNOTATION, Plan, plan
+from kubellm.operator.planning.trust import ROLLED_BACK_TAG
 from tests.unit.operator.test_plan import (
     CONFIG,
     NOW,
@@ -189,3 +191,33 @@ def test_retry_annotation_is_the_new_trigger_for_a_withdrawn_version() -> None:
     jobs = [n for k, n in _kinds(p) if k == "Job"]
     assert len(jobs) == 1 and jobs[0].startswith("support-bot-loadtest-v2-")  # tested again
     assert _aliases(p) == []
+
+
+def test_a_requested_rollback_says_so_like_the_watch_does() -> None:
+    # `kubectl wait --for=condition=RolledBack` works for both triggers
+    llm = _spec_without_training(
+        _llm(status=_status_after_v2_promoted(), annotations={ROLLBACK_ANNOTATION: "1"})
+    )
+    first = plan(llm, _world(alias="2"), CONFIG, NOW)
+    assert _cond(first, "RolledBack") == (ConditionStatus.TRUE, "RollbackRequested")
+    message = next(c.message for c in first.status.conditions if c.type == "RolledBack")
+    assert "from version 2 to version 1" in message and f"{ROLLBACK_ANNOTATION}=1" in message
+    (tags,) = [a.tags for a in first.registry if a.kind == "set_tags"]
+    assert [a.version for a in first.registry if a.kind == "set_tags"] == ["2"]
+    figures = json.loads(tags[ROLLED_BACK_TAG])
+    assert (figures["to"], figures["trigger"], figures["retryToken"]) == ("1", "annotation", "")
+    # the request is handled once: the condition stays, no Event is posted again
+    second = plan(_carry(llm, first), _world(alias="1"), CONFIG, NOW + timedelta(seconds=1))
+    assert _cond(second, "RolledBack") == (ConditionStatus.TRUE, "RollbackRequested")
+    assert not [e for e in second.events if e.reason in ("RolledBack", "RollbackRequested")]
+    assert not [a for a in second.registry if a.kind == "set_tags"]
+
+
+def test_a_refused_or_idle_rollback_request_rolls_nothing_back() -> None:
+    for request in ("7", "2"):  # never promoted; already production
+        llm = _spec_without_training(
+            _llm(status=_status_after_v2_promoted(), annotations={ROLLBACK_ANNOTATION: request})
+        )
+        p = plan(llm, _world(alias="2"), CONFIG, NOW)
+        assert "RolledBack" not in [c.type for c in p.status.conditions], request
+        assert not [a for a in p.registry if a.kind == "set_tags"], request
