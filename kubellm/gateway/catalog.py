@@ -12,6 +12,12 @@ slices stay empty there. Reading ready Pods by label works the same on localkube
 real control plane and on any production cluster, and lets the gateway choose the pod of
 each attempt itself (least in flight, a retry on *another* pod), which a Service's cluster
 IP would hide.
+
+One exception to "Ready": while requests wait for an LLM with no ready pod, the gateway runs
+a starting pod's own readiness check itself (`holding`) and, once it passes, counts the pod
+as an endpoint (`vouch`) without waiting up to a probe period for the kubelet's next check
+and its status write. The check is the pod's (its readinessProbe's HTTP GET), so a pod is
+still routed to only once its server says it is ready.
 """
 
 from __future__ import annotations
@@ -62,6 +68,15 @@ class PodView:
     ip: str | None
     ready: bool
     ports: Mapping[str, int] = field(default_factory=dict)
+    #: running, not terminating, with an IP, not Ready yet: a pod that is starting
+    starting: bool = False
+    #: its server's readiness check, (path, port), when it is an HTTP GET that one success
+    #: passes: the gateway may run it itself for a starting pod while requests wait
+    readiness: tuple[str, int | str] | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
 
     def port_for(self, target: int | str | None) -> int | None:
         if isinstance(target, int):
@@ -108,20 +123,43 @@ def _pod_view(obj: Mapping[str, Any]) -> PodView:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
-    ready = ready and not meta.get("deletionTimestamp") and status.get("phase") == "Running"
+    running = not meta.get("deletionTimestamp") and status.get("phase") == "Running"
+    ready = ready and running
     ports: dict[str, int] = {}
+    readiness: tuple[str, int | str] | None = None
     for container in (obj.get("spec") or {}).get("containers") or []:
         for port in container.get("ports") or []:
             if port.get("name") and isinstance(port.get("containerPort"), int):
                 ports[port["name"]] = port["containerPort"]
+        readiness = readiness or _http_readiness(container.get("readinessProbe"))
+    ip = status.get("podIP") or None
     return PodView(
         str(meta.get("namespace") or "default"),
         str(meta.get("name") or ""),
         dict(meta.get("labels") or {}),
-        status.get("podIP") or None,
+        ip,
         ready,
         ports,
+        starting=bool(running and ip and not ready),
+        readiness=readiness,
     )
+
+
+def _http_readiness(probe: Any) -> tuple[str, int | str] | None:
+    """(path, port) of a readiness probe the gateway can run as the kubelet does: an HTTP
+    GET without headers or a host of its own, passed by one success."""
+    if not isinstance(probe, Mapping) or int(probe.get("successThreshold") or 1) > 1:
+        return None
+    get = probe.get("httpGet")
+    if not isinstance(get, Mapping) or get.get("host") or get.get("httpHeaders"):
+        return None
+    if str(get.get("scheme") or "HTTP").upper() != "HTTP":
+        return None
+    port = get.get("port")
+    if not isinstance(port, int | str) or isinstance(port, bool):
+        return None
+    path = str(get.get("path") or "/")
+    return (path if path.startswith("/") else "/" + path, port)
 
 
 class Catalog:
@@ -137,6 +175,9 @@ class Catalog:
         self.pods: dict[Key, PodView] = {}
         self._endpoints: dict[Key, tuple[Endpoint, ...]] = {}
         self._listeners: list[Callable[[], None]] = []
+        #: starting pods (and their IP) that passed their own readiness check when the
+        #: gateway ran it (see `vouch`), until the kubelet's verdict arrives
+        self.vouched: set[tuple[Key, str]] = set()
         #: kinds whose initial list arrived (the gateway is ready once all three did)
         self.synced: set[str] = set()
 
@@ -167,6 +208,8 @@ class Catalog:
             table[key] = _pod_view(obj)
         if kind != "LLM":
             self._endpoints.clear()
+        if kind == "Pod":
+            self._forget_vouches()
         self._changed()
 
     def replace(
@@ -187,7 +230,27 @@ class Catalog:
             key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
             table[key] = build(obj)
         self._endpoints.clear()
+        self._forget_vouches()
         self._changed()
+
+    def vouch(self, pod: PodView) -> bool:
+        """``pod``, still starting with the same IP, passed its readiness check when the
+        gateway ran it: an endpoint from now on, without waiting for the kubelet's next probe
+        (up to a period later) and its status write. A later event of the pod (Ready, or not
+        running any more, or another IP) ends the vouch. True when it was taken."""
+        current = self.pods.get(pod.key)
+        if current is None or not current.starting or not current.ip or current.ip != pod.ip:
+            return False
+        self.vouched.add((pod.key, current.ip))
+        self._endpoints.clear()
+        self._changed()
+        return True
+
+    def _forget_vouches(self) -> None:
+        for key, ip in list(self.vouched):
+            pod = self.pods.get(key)
+            if pod is None or not pod.starting or pod.ip != ip:
+                self.vouched.discard((key, ip))
 
     def mark_synced(self, kind: str) -> None:
         self.synced.add(kind)
@@ -220,7 +283,9 @@ class Catalog:
         found: list[Endpoint] = []
         if svc is not None and svc.selector:
             for pod in self.pods.values():
-                if pod.namespace != namespace or not pod.ready or not pod.ip:
+                if pod.namespace != namespace or not pod.ip:
+                    continue
+                if not pod.ready and (pod.key, pod.ip) not in self.vouched:
                     continue
                 if any(pod.labels.get(k) != v for k, v in svc.selector.items()):
                     continue
@@ -230,6 +295,24 @@ class Catalog:
         result = tuple(sorted(found))
         self._endpoints[key] = result
         return result
+
+    def starting_pods(self, view: LLMView) -> list[PodView]:
+        """Pods of ``view``'s routed Services that are starting, not vouched for, and whose
+        readiness check the gateway can run."""
+        selectors = []
+        for rt in view.routes:
+            svc = self.services.get((view.namespace, rt.service))
+            if rt.weight > 0 and svc is not None and svc.selector:
+                selectors.append(svc.selector)
+        return [
+            pod
+            for pod in self.pods.values()
+            if pod.namespace == view.namespace
+            and pod.starting
+            and pod.readiness is not None
+            and (pod.key, pod.ip) not in self.vouched
+            and any(all(pod.labels.get(k) == v for k, v in sel.items()) for sel in selectors)
+        ]
 
     def ready_counts(self, view: LLMView) -> dict[str, int]:
         return {rt.service: len(self.endpoints(view.namespace, rt.service)) for rt in view.routes}

@@ -5,6 +5,12 @@ ready endpoint for a release with weight, or ``hold_timeout`` passes: then it is
 503 with Retry-After, never left without an answer. Each catalog change releases the
 waiters of every LLM that has become servable, in arrival order, and records the cold
 start they saw.
+
+While requests wait, the LLM's starting pods are checked every ``probe_interval`` with
+their own readiness check (`Catalog.starting_pods`, `Catalog.vouch`): a pod is then routed
+to as soon as its server turns ready, not up to a readiness-probe period (1 s) plus a status
+write later, when the kubelet would report it. Only while someone waits: one small GET per
+starting pod and interval, none otherwise.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from kubellm.gateway.catalog import Catalog, LLMView
+import aiohttp
+
+from kubellm.gateway.catalog import Catalog, LLMView, PodView
 from kubellm.gateway.metrics import GatewayMetrics
 from kubellm.gateway.problems import GatewaySettings, Problem
 from kubellm.gateway.routing import retry_after_seconds
@@ -40,6 +48,13 @@ class Holding:
         self.metrics = metrics
         self.settings = settings
         self._clock = clock
+        self._probers: dict[str, asyncio.Task[None]] = {}
+
+    async def close(self) -> None:
+        probers = list(self._probers.values())
+        for task in probers:
+            task.cancel()
+        await asyncio.gather(*probers, return_exceptions=True)
 
     def servable(self, view: LLMView) -> bool:
         ready = self.catalog.ready_counts(view)
@@ -80,6 +95,8 @@ class Holding:
                     kind="server_error",
                 )
             self.metrics.held.labels(key).set(self.traffic.held(key))
+            if key not in self._probers and self.settings.probe_interval > 0:
+                self._probers[key] = asyncio.create_task(self._probe_starting(view))
             try:
                 remaining = deadline - self._clock()
                 if remaining <= 0:
@@ -104,3 +121,39 @@ class Holding:
                 raise Problem(404, f"the model {view.name!r} was deleted", "model_not_found")
             view = fresh
         return view
+
+    async def _probe_starting(self, view: LLMView) -> None:
+        """Run the readiness checks of ``view``'s starting pods while requests wait for it."""
+        key = view.key
+        try:
+            timeout = aiohttp.ClientTimeout(total=1.0)  # the kubelet's default timeoutSeconds
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                while self.traffic.held(key) > 0:
+                    fresh = self.catalog.llms.get((view.namespace, view.name))
+                    if fresh is None or self.servable(fresh):
+                        return
+                    pods = self.catalog.starting_pods(fresh)
+                    await asyncio.gather(*(self._check(session, pod) for pod in pods))
+                    await asyncio.sleep(self.settings.probe_interval)
+        finally:
+            self._probers.pop(key, None)
+
+    async def _check(self, session: aiohttp.ClientSession, pod: PodView) -> None:
+        assert pod.readiness is not None
+        path, target = pod.readiness
+        port = pod.port_for(target)
+        if port is None or not pod.ip:
+            return
+        host = f"[{pod.ip}]" if ":" in pod.ip else pod.ip
+        try:
+            async with session.get(f"http://{host}:{port}{path}", allow_redirects=False) as resp:
+                passed = 200 <= resp.status < 400  # the kubelet's rule for HTTP probes
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return
+        if passed and self.catalog.vouch(pod):
+            log.info(
+                "%s/%s passed its readiness check (%s): routing to it before the kubelet says so",
+                pod.namespace,
+                pod.name,
+                path,
+            )

@@ -30,6 +30,9 @@ class GatewaySettings:
     upstream_keepalive: float = 3.0
     #: Retry-After of a 503 for an LLM with no release yet, or a full hold queue
     retry_after: int = 5
+    #: seconds between the gateway's own readiness checks of a starting pod while requests
+    #: wait for it (0: wait for the kubelet's Ready only)
+    probe_interval: float = 0.1
 
 
 class Problem(Exception):

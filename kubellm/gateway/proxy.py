@@ -73,6 +73,7 @@ class Gateway:
         await self._forwarder.start()
 
     async def close(self) -> None:
+        await self._holding.close()
         await self._forwarder.close()
 
     # ---------------------------------------------------------------- requests
