@@ -76,6 +76,14 @@ def register(subparsers: Any) -> None:
         type=parse_seconds,
         default="3s",
     )
+    _add(
+        p,
+        "--readiness-check-interval",
+        "while requests wait for an LLM with no ready pod, how often the gateway runs a "
+        "starting pod's own readiness check itself (0: wait for the kubelet's Ready)",
+        type=parse_seconds,
+        default="100ms",
+    )
     p.set_defaults(handler=run_gateway)
 
 
@@ -94,6 +102,7 @@ async def _main(args: argparse.Namespace) -> None:
         hold_timeout=_seconds(args.hold_timeout),
         max_held=int(args.max_held),
         connect_timeout=_seconds(args.connect_timeout),
+        probe_interval=_seconds(args.readiness_check_interval),
     )
     namespaces = [n.strip() for n in str(args.namespaces or "").split(",") if n.strip()]
     catalog = Catalog()
