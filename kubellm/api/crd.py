@@ -48,7 +48,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "name": "Stage",
         "type": "string",
         "jsonPath": ".status.stage",
-        "description": 'Where the rollout stands, e.g. "Canary 10%".',
+        "description": 'Where the rollout stands, e.g. "Canary 10%", "Watching 4m/10m".',
     },
     {
         "name": "Production",
