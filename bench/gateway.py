@@ -329,10 +329,6 @@ def timeline(kube_dir: Path, logs: Path, name: str, ttft: float) -> list[tuple[s
     server = _stamped(pod_logs / "server.log", sent)
     gateway = _stamped(logs / "gateway.log", sent)
     released = _first(gateway, "cold start took")
-    ready_patch = None
-    for at, text in cluster:
-        if f"pods/{pod}/status" in text and "PATCH" in text and released and at <= released:
-            ready_patch = at
     ready_line = next(((at, t) for at, t in server if " ready: torch import " in t), None)
     steps: list[tuple[str, float | None]] = [
         (
@@ -365,12 +361,18 @@ def timeline(kube_dir: Path, logs: Path, name: str, ttft: float) -> list[tuple[s
         steps.append(("loader: warmed up, /readyz turns 200" + used, at))
     else:
         steps.append(("loader: warmed up, /readyz turns 200", _first(server, "warm in")))
+    warm = max((at for _, at in steps if at is not None), default=sent)
+    ready_patch = next(  # the pod's first status write once its server was ready: Ready
+        (at for at, t in cluster if at >= warm and "PATCH" in t and f"pods/{pod}/status" in t),
+        None,
+    )
     steps += [
-        ("kubelet published Ready (last status PATCH)", ready_patch),
-        ("gateway saw the ready pod, forwarded", released),
+        ("gateway ran the pod's readiness check: passed", _first(gateway, "passed its readiness")),
+        ("kubelet published Ready (pod status write)", ready_patch),
+        ("gateway released the held request (cold start it measured)", released),
         ("first token at the client", sent + ttft),
     ]
-    return [(label, at - sent) for label, at in steps if at is not None]
+    return sorted(((label, at - sent) for label, at in steps if at is not None), key=lambda x: x[1])
 
 
 def cold_start(args: argparse.Namespace, logs: Path) -> tuple[float, float | None]:
