@@ -89,6 +89,15 @@ class LoadTestFigures(_Status):
     tokens_per_second: float | None = Field(default=None, description="Generated tokens/s.")
     error_rate: float | None = Field(default=None, description="Failed fraction.")
     requests: int | None = Field(default=None, description="Requests measured.")
+    perplexity: float | None = Field(
+        default=None, description="Perplexity on the evaluation set (the quality gate)."
+    )
+    production_perplexity: float | None = Field(
+        default=None, description="Production's perplexity on the same set, same Job."
+    )
+    match_rate: float | None = Field(
+        default=None, description="Share of answers matching their reference (quality gate)."
+    )
     reasons: list[str] = Field(default_factory=list, description="Violated objectives.")
 
 

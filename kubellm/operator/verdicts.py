@@ -45,5 +45,8 @@ def parse_loadtest_message(message: str | None, exit_code: int | None) -> LoadTe
         tokens_per_second=summary.tokens_per_second,
         error_rate=summary.error_rate,
         requests=summary.requests,
+        perplexity=summary.perplexity,
+        production_perplexity=summary.baseline_perplexity,
+        match_rate=summary.match_rate,
         reasons=reasons,
     )

@@ -95,3 +95,27 @@ def test_without_evaluation_nothing_changes() -> None:
 def test_bad_evaluations_are_refused(evaluation: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         EvaluationSpec.model_validate(evaluation)
+
+
+def test_the_operator_reads_the_quality_scores_into_status() -> None:
+    import json
+
+    from kubellm.operator.verdicts import parse_loadtest_message
+
+    message = json.dumps(
+        {
+            "verdict": "fail",
+            "perplexity": 120.5,
+            "baselinePerplexity": 80.0,
+            "matchRate": 0.25,
+            "reasons": ["quality: perplexity 120.500 is 50.6% above production's 80.000"],
+        }
+    )
+    figures = parse_loadtest_message(message, exit_code=1)
+    assert (figures.perplexity, figures.production_perplexity, figures.match_rate) == (
+        120.5,
+        80.0,
+        0.25,
+    )
+    hostile = parse_loadtest_message('{"verdict": "pass", "perplexity": "1e999"}', exit_code=0)
+    assert hostile.perplexity is None
