@@ -16,6 +16,7 @@ most ``max_waiting`` more wait for it, beyond which a request is ``Overloaded`` 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,7 +68,9 @@ def score_prompt(model: Any, tokenizer: Any, prompt_ids: list[int], top: int) ->
         else:
             best = [([], []) for _ in chosen]
     tokens = [_decode(tokenizer, [t]) for t in prompt_ids]
-    offsets = [len(_decode(tokenizer, prompt_ids[:i])) for i in range(len(prompt_ids))]
+    # as vLLM: each token's offset is the length of the token texts before it (linear; a
+    # character split over tokens counts once per piece, as in their texts)
+    offsets = list(itertools.accumulate((len(t) for t in tokens[:-1]), initial=0))
     top_logprobs: list[dict[str, float] | None] = [None]
     for i, (alt_ids, alt_values) in enumerate(best):
         alternatives = {tokens[i + 1]: chosen[i]}
