@@ -65,6 +65,13 @@ def test_candidate_20_percent_more_perplexed_than_production_is_refused(system: 
         "data": {"evaluation.jsonl": lines},
     }
     _apply(system, configmap)
+    try:
+        _refuses_the_undertrained_candidate(system, started)
+    finally:  # leave the cluster as the module found it (its LLM goes with `system`)
+        system.kubectl("delete", "configmap", CONFIGMAP, "--ignore-not-found", check=False)
+
+
+def _refuses_the_undertrained_candidate(system: System, started: float) -> None:
     _apply(system, _manifest(max_steps=30))
     system.wait_for("version 1 in production", lambda: _ready_with(system, "1"), ROLLOUT_TIMEOUT)
     client = MlflowClient(tracking_uri=system.mlflow_url)
