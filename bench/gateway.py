@@ -34,6 +34,32 @@ server had a fraction of a core), added latency p50 2.02 ms / p99 15.5 ms (an ea
 latency-only run at load 5-7: p50 1.25 ms), cold start to first token 20.0 s (gateway-measured
 19.6 s: operator 0.1 s, fetch-model 5.1 s, `kubellm serve` imports 5.3 s, model load 7.2 s,
 readiness seen 1.7 s). Figures on a quiet machine will differ; rerun before quoting them.
+
+The cold start, step by step (the run prints this timeline from the logs of the gateway, the
+operator, localkube and the pod's containers). ``--skip throughput,latency`` runs only it.
+Measured 2026-11-29 back to back, the same command on the tree before and after the cold-start
+work (commit 3909c0c vs e47a66e), 5-minute load average 10.6-12.3 over both (other suites running):
+
+  step (seconds after the request)             before    after
+  operator scaled the Deployment to 1            0.38     0.23
+  init container fetch-model started             0.95     0.36
+  server container started (fetch-model done)    9.87     0.96   fetch-model: 8.9 -> 0.6 s
+  kubellm serve: model ready (/readyz 200)      28.05    13.38   6.0 s of CPU after
+  gateway forwards the held request             28.71    13.45
+  first token at the client                     29.46    13.54
+
+What was cut: fetch-model downloads over plain HTTP when the tracking server proxies
+artifacts (``kubellm.registry.direct``: no ``import mlflow``, 2.0 -> 0.13 s of CPU); the
+gateway runs a starting pod's own readiness check itself while requests wait, so it forwards
+within 0.1 s of ``/readyz`` turning 200 instead of after the kubelet's next probe (period
+1 s) and status write (0.66-0.74 s later in these runs); the operator scales a release up
+from zero before anything else in its plan. What is left is the serving process's CPU:
+torch (~1.8 s), transformers and the architecture's modules (~2.5 s, most of it
+torch._dynamo, torch.distributed.tensor and scipy.optimize, which transformers' modeling
+code imports unconditionally), fastapi (~0.3 s): 6.0 s of CPU in all, which on this
+machine's two shared cores at load 11 took 12.4 s. Single-threaded work at that CPU cost
+would be ~7.5 s from request to first token on an idle machine (an estimate, not measured
+here: the machine was never idle).
 """
 
 from __future__ import annotations
