@@ -187,6 +187,18 @@ def default_served_name(spec: str, model_dir: Path) -> str:
     return path.name or model_dir.name
 
 
+def _without_triton() -> None:
+    """Serving on CPU runs eager PyTorch and never compiles a GPU kernel, yet transformers'
+    model modules import ``torch._dynamo``, which imports Triton when it is installed
+    (the CUDA wheels bring it): ~70 MB of resident library for nothing. Marking it absent
+    before anything imports it makes ``torch.utils._triton.has_triton()`` false, as it is
+    on any machine without a GPU anyway. Only the serving process calls this."""
+    import sys
+
+    if "triton" not in sys.modules:
+        sys.modules["triton"] = None  # type: ignore[assignment]
+
+
 def load_into(state: ServerState) -> None:
     """Load the model, start the engine, warm it up, then mark the state ready (blocking).
 
@@ -194,6 +206,8 @@ def load_into(state: ServerState) -> None:
     import tempfile
 
     began = time.monotonic()
+    if state.settings.device == "cpu":
+        _without_triton()
     import torch
 
     from kubellm.serving.engine import Engine, EngineConfig
