@@ -2,7 +2,10 @@
 
 Everything runs for real on loopback: the operator is `python -m kubellm operator`; its
 children are real `kubellm train|serve|loadtest` processes started by localkube's kubelet;
-MLflow is a real tracking server that sends signed webhooks.
+MLflow is a real tracking server that sends signed webhooks. One cluster, one MLflow server,
+one operator and (for the modules that need it) one gateway serve the whole session: each
+module's LLMs and registered models have names of their own, and the module-scoped `system`
+leaves the cluster as it found it.
 
 `KUBELLM_E2E_CLUSTER` picks the cluster: `localkube` (the emulator, default) or `real`
 (kube-apiserver, controller-manager, scheduler and etcd built by `make realkube`, with
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from localkube.testing.localkube import Cluster, local_cluster
@@ -129,6 +133,10 @@ class Operator:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -179,6 +187,31 @@ class System:
     def names(self, kind: str) -> list[str]:
         out = self.kubectl("get", kind, "-o", "jsonpath={.items[*].metadata.name}")
         return sorted(out.split())
+
+    def register_copy(self, model: str, of_version: str) -> str:
+        """Register a new version of `model` from outside, as another pipeline would (a
+        plain MLflow client), with the weights of `of_version`; answers its number. A
+        rollout of it costs no training."""
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.mlflow_url)
+        source = client.get_model_version(model, of_version)
+        model_id = getattr(source, "model_id", None)
+        if not model_id and str(source.source).startswith("models:/m-"):
+            model_id = str(source.source).removeprefix("models:/")  # MLflow 3 logged model
+        mv = client.create_model_version(
+            model,
+            source=str(source.source),
+            run_id=source.run_id,
+            model_id=model_id,
+            await_creation_for=60,
+        )
+        return str(mv.version)
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=self.mlflow_url).set_registered_model_alias(model, alias, version)
 
     def add_pod_fault(self, **fault: Any) -> dict[str, Any]:
         """A localkube pod fault on either cluster (the same kubelet runs the pods), e.g.
@@ -349,8 +382,15 @@ def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield cluster
 
 
-@pytest.fixture(scope="module")
-def system(e2e_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+@pytest.fixture(scope="session")
+def e2e_system(e2e_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """One MLflow server and one operator for the whole e2e session.
+
+    Starting them is a large part of a module's cost (MLflow's server and the operator
+    each import for seconds on 2 cores), so modules share them; each module's LLMs have
+    names (and registered models) of their own, and `system` leaves the cluster clean
+    between modules.
+    """
     cluster = e2e_cluster
     workdir = tmp_path_factory.mktemp("e2e")
     with mlflow_server(workdir / "mlflow", webhooks=True) as mlflow_url:
@@ -363,13 +403,108 @@ def system(e2e_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         try:
             yield System(cluster, mlflow_url, operator, workdir)
         finally:
-            # The cluster outlives this module: remove its LLMs (their children go with
-            # them) while the operator still runs to release its finalizers.
-            cluster.kubectl(
-                "delete", "llm", "--all", "--all-namespaces", "--wait=true", "--timeout=120s"
-            )
+            _delete_llms(cluster)
             operator.stop()
             os.environ.pop("KUBELLM_WEBHOOK_SECRET", None)
+
+
+@pytest.fixture(scope="module")
+def system(e2e_system: System) -> Iterator[System]:
+    """The session's system for one module; afterwards the cluster is as the module found
+    it: its LLMs deleted (their children go with them), pod faults cleared, and the
+    operator running with the settings it had (a module may kill it, or restart it
+    without webhooks)."""
+    system = e2e_system
+    operator = system.operator
+    settings = (operator.webhooks, operator.poll_interval, dict(operator.extra_env))
+    if not operator.running:
+        operator.start()
+    try:
+        yield system
+    finally:
+        system.clear_pod_faults()
+        if (operator.webhooks, operator.poll_interval, operator.extra_env) != settings:
+            operator.stop()
+            operator.webhooks, operator.poll_interval = settings[0], settings[1]
+            operator.extra_env = dict(settings[2])
+        if not operator.running:
+            operator.start()
+        # removed while the operator runs, so that it releases their finalizers
+        _delete_llms(system.cluster)
+
+
+def _delete_llms(cluster: Cluster) -> None:
+    cluster.kubectl("delete", "llm", "--all", "--all-namespaces", "--wait=true", "--timeout=120s")
+
+
+@dataclass
+class Gateway:
+    url: str
+    admin_url: str
+    proc: subprocess.Popen[bytes]
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError("the gateway exited; see gateway.log")
+        try:
+            return httpx.get(self.admin_url + "/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@pytest.fixture(scope="session")
+def gateway(e2e_system: System) -> Iterator[Gateway]:
+    """`kubellm gateway` as a process for the session (its figures are per LLM, and each
+    module's LLMs are its own), and the operator restarted to read its demand."""
+    system = e2e_system
+    port, admin = free_port(), free_port()
+    log = open(system.workdir / "gateway.log", "ab")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubellm",
+            "gateway",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--admin-port",
+            str(admin),
+            "--hold-timeout",
+            "240s",
+        ],
+        env=system.cluster.env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    gw = Gateway(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", proc)
+    try:
+        system.wait_for("the gateway to be ready", gw.ready, 60, 0.5)
+        system.operator.stop()
+        system.operator.extra_env["KUBELLM_GATEWAY_DEMAND_URL"] = gw.admin_url + "/demand"
+        system.operator.start()
+        yield gw
+    finally:
+        system.operator.extra_env.pop("KUBELLM_GATEWAY_DEMAND_URL", None)
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def kubectl_table(text: str) -> dict[str, str]:
+    """kubectl's table, read by the header's column offsets (empty cells stay empty)."""
+    header, row = text.splitlines()[:2]
+    starts = [i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 1] == " ")]
+    cells = {}
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(row)
+        cells[header[start:end].strip()] = row[start:end].strip()
+    return cells
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

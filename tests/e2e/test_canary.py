@@ -1,9 +1,10 @@
 """A canary through the gateway, end to end: a real `kubellm gateway` process in front of
 the releases, the real operator reading each step's live figures from it, the tiny model
-trained twice.
+trained once.
 
-Version 1 is promoted as usual (BlueGreen); the spec then asks for a Canary and a retrain,
-and version 2, once its load test passed, takes 10% then 50% of the live traffic, each step
+Version 1 is promoted as usual (BlueGreen); the spec then asks for a Canary, and version 2
+(registered from outside with version 1's weights, as a pipeline would), once its load
+test passed, takes 10% then 50% of the live traffic, each step
 judged on the gateway's figures, then all of it, while clients keep calling through the
 gateway: no request fails, `kubectl get llm` shows each step, and the release's history
 keeps each step's figures.
@@ -19,8 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import System, e2e_manifest
-from .test_gateway import Gateway, _table, gateway  # noqa: F401 - its module-scoped fixture
+from .conftest import Gateway, System, e2e_manifest, kubectl_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -44,7 +44,7 @@ def _apply(system: System, obj: dict[str, Any]) -> None:
 
 def test_canary_walks_10_then_50_then_100_percent_without_a_failed_request(
     system: System,
-    gateway: Gateway,  # noqa: F811 - the fixture imported above
+    gateway: Gateway,
 ) -> None:
     _apply(system, e2e_manifest(NAME))
     system.wait_for("version 1 in production", lambda: _ready_with(system, "1"), ROLLOUT_TIMEOUT)
@@ -74,7 +74,7 @@ def test_canary_walks_10_then_50_then_100_percent_without_a_failed_request(
     def watch_stages() -> None:
         while not stop.is_set():
             try:
-                columns = _table(system.kubectl("get", "llm", NAME))
+                columns = kubectl_table(system.kubectl("get", "llm", NAME))
             except Exception:  # a failed kubectl call is retried
                 continue
             stage = columns.get("STAGE", "")
@@ -87,7 +87,7 @@ def test_canary_walks_10_then_50_then_100_percent_without_a_failed_request(
     for t in threads:
         t.start()
     try:
-        manifest = e2e_manifest(NAME, max_steps=36)  # a new training: version 2
+        manifest = e2e_manifest(NAME)
         manifest["spec"]["rollout"]["strategy"] = "Canary"
         manifest["spec"]["rollout"]["canary"] = {
             "steps": STEPS,
@@ -95,6 +95,8 @@ def test_canary_walks_10_then_50_then_100_percent_without_a_failed_request(
             "interval": "2s",
         }
         _apply(system, manifest)
+        # version 2, registered from outside with version 1's weights: no second training
+        system.set_alias(NAME, "candidate", system.register_copy(NAME, "1"))
         system.wait_for(
             "version 2 in production", lambda: _ready_with(system, "2"), ROLLOUT_TIMEOUT
         )

@@ -1,7 +1,8 @@
 """A failing canary, end to end: a real `kubellm gateway` process in front of the releases,
 the real operator judging the first step on the gateway's figures, the tiny model trained
-twice, and localkube's `http-errors` pod fault breaking the candidate (on either cluster:
-the same kubelet runs the pods of both).
+once (version 2 is registered from outside with its weights), and localkube's
+`http-errors` pod fault breaking the candidate (on either cluster: the same kubelet runs
+the pods of both).
 
 Version 1 is promoted as usual; version 2 is rolled out as a Canary while clients keep
 calling through the gateway. Once version 2 passed its synthetic load test (the first gate,
@@ -25,8 +26,7 @@ import pytest
 
 from kubellm.operator.naming import LABEL_LLM, LABEL_VERSION
 
-from .conftest import System, e2e_manifest
-from .test_gateway import Gateway, gateway  # noqa: F401 - its module-scoped fixture
+from .conftest import Gateway, System, e2e_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -75,7 +75,7 @@ def _condition(system: System, ctype: str) -> dict[str, Any]:
 
 def test_candidate_failing_30_percent_stops_at_its_first_step_with_production_untouched(
     system: System,
-    gateway: Gateway,  # noqa: F811 - the fixture imported above
+    gateway: Gateway,
 ) -> None:
     _apply(system, e2e_manifest(NAME))
     system.wait_for(
@@ -110,7 +110,7 @@ def test_candidate_failing_30_percent_stops_at_its_first_step_with_production_un
     for t in threads:
         t.start()
     try:
-        manifest = e2e_manifest(NAME, max_steps=36)  # a new training: version 2
+        manifest = e2e_manifest(NAME)
         manifest["spec"]["rollout"]["strategy"] = "Canary"
         manifest["spec"]["rollout"]["canary"] = {
             "steps": STEPS,
@@ -118,6 +118,8 @@ def test_candidate_failing_30_percent_stops_at_its_first_step_with_production_un
             "interval": f"{INTERVAL:g}s",
         }
         _apply(system, manifest)
+        # version 2, registered from outside with version 1's weights: no second training
+        system.set_alias(NAME, "candidate", system.register_copy(NAME, "1"))
         system.wait_for(
             "version 2 at its first step",
             lambda: system.status(NAME).get("stage") == "Canary 10%",

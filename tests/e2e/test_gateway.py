@@ -9,81 +9,19 @@ the cold start the gateway measured shows in the LLM's status and in `kubectl ge
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import System, e2e_manifest, free_port
+from .conftest import Gateway, System, e2e_manifest, kubectl_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 NAME = "gw-bot"
 IDLE = "15s"
-
-
-@dataclass
-class Gateway:
-    url: str
-    admin_url: str
-    proc: subprocess.Popen[bytes]
-
-
-@pytest.fixture(scope="module")
-def gateway(system: System) -> Iterator[Gateway]:
-    """`kubellm gateway` as a process, and the operator restarted to read its demand."""
-    port, admin = free_port(), free_port()
-    log = open(system.workdir / "gateway.log", "ab")  # noqa: SIM115 - owned by the process
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubellm",
-            "gateway",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--admin-port",
-            str(admin),
-            "--hold-timeout",
-            "240s",
-        ],
-        env=system.cluster.env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    gw = Gateway(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", proc)
-    try:
-        system.wait_for("the gateway to be ready", lambda: _ready(gw), 60, 0.5)
-        system.operator.stop()
-        system.operator.extra_env["KUBELLM_GATEWAY_DEMAND_URL"] = gw.admin_url + "/demand"
-        system.operator.start()
-        yield gw
-    finally:
-        system.operator.extra_env.pop("KUBELLM_GATEWAY_DEMAND_URL", None)
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def _ready(gw: Gateway) -> bool:
-    if gw.proc.poll() is not None:
-        raise RuntimeError("the gateway exited; see gateway.log")
-    try:
-        return httpx.get(gw.admin_url + "/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _complete(gw: Gateway, i: int = 0) -> tuple[int, Any]:
@@ -104,17 +42,6 @@ def _desired_replicas(system: System) -> int:
 def _has_hpa(system: System) -> bool:
     out = system.kubectl("get", "hpa", "-o", "jsonpath={.items[*].metadata.name}")
     return NAME in out.split()
-
-
-def _table(text: str) -> dict[str, str]:
-    """kubectl's table, read by the header's column offsets (empty cells stay empty)."""
-    header, row = text.splitlines()[:2]
-    starts = [i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 1] == " ")]
-    cells = {}
-    for n, start in enumerate(starts):
-        end = starts[n + 1] if n + 1 < len(starts) else len(row)
-        cells[header[start:end].strip()] = row[start:end].strip()
-    return cells
 
 
 def _ready_condition(system: System) -> dict[str, Any]:
@@ -181,7 +108,7 @@ def test_llm_scales_to_zero_and_back_through_the_gateway(system: System, gateway
     assert 0 < cold <= elapsed, (cold, elapsed)
     assert serving["scaledToZero"] is False
     assert _has_hpa(system)
-    columns = _table(system.kubectl("get", "llm", NAME, "-o", "wide"))
+    columns = kubectl_table(system.kubectl("get", "llm", NAME, "-o", "wide"))
     assert int(columns["REPLICAS"]) >= 1
     assert float(columns["COLD-START-S"]) == pytest.approx(cold, abs=0.01)
     metrics = httpx.get(gateway.admin_url + "/metrics", timeout=10).text

@@ -49,23 +49,6 @@ def _complete(address: str, prompt: str = "The operator") -> str:
     return str(client.completions.create(model=NAME, prompt=prompt, max_tokens=8).choices[0].text)
 
 
-def _register_copy(system: System, of_version: str) -> str:
-    """Register a new version from outside, as another pipeline would (a plain client)."""
-    client = MlflowClient(tracking_uri=system.mlflow_url)
-    source = client.get_model_version(NAME, of_version)
-    model_id = getattr(source, "model_id", None)
-    if not model_id and str(source.source).startswith("models:/m-"):
-        model_id = str(source.source).removeprefix("models:/")  # MLflow 3 logged model
-    mv = client.create_model_version(
-        NAME,
-        source=source.source,
-        run_id=source.run_id,
-        model_id=model_id,
-        await_creation_for=60,
-    )
-    return str(mv.version)
-
-
 def test_apply_trains_gates_and_promotes_version_1(system: System) -> None:
     _apply(system, e2e_manifest())
     system.wait_for("version 1 in production", lambda: _ready_with(system, "1"), ROLLOUT_TIMEOUT)
@@ -207,7 +190,7 @@ def test_external_version_rolls_out_by_webhook_within_5_seconds(system: System) 
     operator.stop()
     operator.poll_interval = "600s"  # only the webhook can make it react quickly
     operator.start()
-    version = _register_copy(system, "2")
+    version = system.register_copy(NAME, "2")
     client = MlflowClient(tracking_uri=system.mlflow_url)
     time.sleep(3)  # let the operator finish its resume pass
     moved = time.monotonic()
@@ -234,7 +217,7 @@ def test_external_version_rolls_out_by_polling_without_webhooks(system: System) 
     operator.start()
     current = _production(system)
     assert current is not None
-    version = _register_copy(system, current)
+    version = system.register_copy(NAME, current)
     time.sleep(3)
     moved = time.monotonic()
     MlflowClient(tracking_uri=system.mlflow_url).set_registered_model_alias(

@@ -26,8 +26,7 @@ from mlflow import MlflowClient
 
 from kubellm.operator.naming import LABEL_LLM, LABEL_VERSION
 
-from .conftest import System, e2e_manifest
-from .test_gateway import Gateway, _table, gateway  # noqa: F401 - its module-scoped fixture
+from .conftest import Gateway, System, e2e_manifest, kubectl_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -92,19 +91,6 @@ class Clients:
         )
 
 
-def register_copy(system: System, name: str, of_version: str) -> str:
-    """Register a new version from outside, as another pipeline would (a plain client)."""
-    client = MlflowClient(tracking_uri=system.mlflow_url)
-    source = client.get_model_version(name, of_version)
-    model_id = getattr(source, "model_id", None)
-    if not model_id and str(source.source).startswith("models:/m-"):
-        model_id = str(source.source).removeprefix("models:/")  # MLflow 3 logged model
-    mv = client.create_model_version(
-        name, source=source.source, run_id=source.run_id, model_id=model_id, await_creation_for=60
-    )
-    return str(mv.version)
-
-
 def production(system: System, name: str) -> str | None:
     return (system.status(name).get("production") or {}).get("version")
 
@@ -119,10 +105,8 @@ def promote_watched_copy(system: System, name: str, clients: Clients) -> str:
     promoted, watched, and answering through the gateway; returns its version."""
     current = production(system, name)
     assert current is not None
-    version = register_copy(system, name, current)
-    MlflowClient(tracking_uri=system.mlflow_url).set_registered_model_alias(
-        name, "candidate", version
-    )
+    version = system.register_copy(name, current)
+    system.set_alias(name, "candidate", version)
     system.wait_for(
         f"version {version} promoted and watched",
         lambda: (
@@ -153,7 +137,7 @@ def break_release(system: System, name: str, version: str) -> dict[str, Any]:
 
 def test_a_promoted_release_broken_by_a_fault_is_rolled_back_by_itself(
     system: System,
-    gateway: Gateway,  # noqa: F811 - the fixture imported above
+    gateway: Gateway,
 ) -> None:
     started = time.monotonic()
     manifest = e2e_manifest(NAME)
@@ -166,7 +150,7 @@ def test_a_promoted_release_broken_by_a_fault_is_rolled_back_by_itself(
 
     with Clients(gateway.url, NAME) as clients:
         broken = promote_watched_copy(system, NAME, clients)
-        stage = _table(system.kubectl("get", "llm", NAME))["STAGE"]
+        stage = kubectl_table(system.kubectl("get", "llm", NAME))["STAGE"]
         assert stage.startswith("Watching ") and stage.endswith("/60s"), stage
         assert f"{NAME}-v1" in system.names("deployments")  # kept warm
         onset = time.monotonic()
