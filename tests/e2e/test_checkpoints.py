@@ -18,6 +18,8 @@ from .conftest import System, e2e_manifest
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 NAME = "ckpt-bot"
+#: a checkpoint every EVERY steps (spec.training.checkpoints.everySteps), of MAX_STEPS
+EVERY, MAX_STEPS = 40, 300
 
 
 def _training(system: System) -> dict[str, object]:
@@ -32,14 +34,14 @@ def _pods(system: System) -> list[str]:
 
 
 def test_deleted_training_pod_resumes_from_its_checkpoint_claim(system: System) -> None:
-    manifest = e2e_manifest(NAME, max_steps=600)
+    manifest = e2e_manifest(NAME, max_steps=MAX_STEPS)
     manifest["spec"]["training"]["hyperparameters"]["sequenceLength"] = 64
-    manifest["spec"]["training"]["checkpoints"] = {"size": "1Gi"}
+    manifest["spec"]["training"]["checkpoints"] = {"size": "1Gi", "everySteps": EVERY}
     system.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
-    # checkpoints every 100 steps: wait for one, with some margin
+    # wait for a checkpoint, with some margin
     system.wait_for(
         "a checkpoint",
-        lambda: (_training(system).get("step") or 0) >= 150 and _training(system),
+        lambda: (_training(system).get("step") or 0) >= EVERY * 3 // 2 and _training(system),
         300,
     )
     claim = json.loads(system.kubectl("get", "pvc", f"{NAME}-checkpoints", "-o", "json"))
@@ -59,10 +61,10 @@ def test_deleted_training_pod_resumes_from_its_checkpoint_claim(system: System) 
         lambda: _training(system).get("state") == "Succeeded" and _training(system),
         600,
     )
-    assert done["step"] == 600
+    assert done["step"] == MAX_STEPS
     logs = system.kubectl("logs", f"job/{done['job']}")
     # the same MLflow run, continued from the checkpoint on the claim, not from step 0
     assert f"mlflow run {run_id} (resumed)" in logs, logs[:2000]
     assert "resuming from" in logs and "/checkpoint-" in logs, logs[:2000]
-    assert "step 10/600" not in logs, "the replacement started again at step 0"
+    assert f"step 10/{MAX_STEPS}" not in logs, "the replacement started again at step 0"
     assert time.monotonic() - deleted_at < 600

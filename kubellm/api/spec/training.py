@@ -185,6 +185,15 @@ class CheckpointsSpec(SpecModel):
         max_length=253,
         description="StorageClass of the created claim; default: the cluster's default class.",
     )
+    every_steps: int = Field(
+        default=100,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "Checkpoint every N optimizer steps: a resumed training repeats at most N - 1 "
+            "steps; each checkpoint costs a write of the model and optimizer state."
+        ),
+    )
 
     @model_validator(mode="after")
     def _claim_or_size(self) -> CheckpointsSpec:

@@ -131,6 +131,8 @@ def build_training_job(llm: LLM, config: OperatorConfig) -> list[dict[str, Any]]
         settings["BASE_MODEL"] = llm.spec.model.base
     if training.max_eval_loss is not None:
         settings["MAX_EVAL_LOSS"] = training.max_eval_loss
+    if training.checkpoints is not None:
+        settings["SAVE_STEPS"] = training.checkpoints.every_steps
     if uri:
         settings["TRACKING_URI"] = uri
     env.extend({"name": f"KUBELLM_{k}", "value": str(v)} for k, v in settings.items())

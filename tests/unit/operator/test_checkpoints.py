@@ -53,6 +53,22 @@ def test_without_checkpoints_spec_they_stay_on_an_empty_dir() -> None:
     assert [o["kind"] for o in objects] == ["Job"]
 
 
+def test_every_steps_sets_how_often_the_training_checkpoints_without_retraining() -> None:
+    default = _with({"size": "1Gi"})
+    often = _with({"size": "1Gi", "everySteps": 20})
+    assert _env(build_training_job(default, CONFIG))["KUBELLM_SAVE_STEPS"] == "100"
+    assert _env(build_training_job(often, CONFIG))["KUBELLM_SAVE_STEPS"] == "20"
+    # where and how often checkpoints are written is not what is trained
+    assert training_hash(default) == training_hash(often)
+    assert "KUBELLM_SAVE_STEPS" not in _env(build_training_job(_with(None), CONFIG))
+
+
+@pytest.mark.parametrize("every", [0, -1, 10_000_001])
+def test_every_steps_out_of_bounds_is_refused(every: int) -> None:
+    with pytest.raises(InvalidSpec, match="everySteps"):
+        _with({"size": "1Gi", "everySteps": every})
+
+
 def test_size_creates_a_claim_the_training_pod_mounts() -> None:
     llm = _with({"size": "20Gi", "storageClassName": "fast-ssd"})
     objects = build_training_job(llm, CONFIG)
