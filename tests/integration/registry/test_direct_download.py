@@ -51,6 +51,10 @@ def test_fetch_model_over_http_equals_mlflows_download_without_importing_mlflow(
         client.set_registered_model_alias("direct-bot", "production", version)
         reference = tmp_path / "by-mlflow"
         reference.mkdir()
+        # set_registry_uri also exports MLFLOW_REGISTRY_URI (for subprocesses) and "" does
+        # not unset it: left behind, every later test's MLflow subprocess would talk to this
+        # server after it stopped and retry for minutes
+        before = os.environ.get("MLFLOW_REGISTRY_URI")
         mlflow.set_registry_uri(url)
         try:
             mlflow.artifacts.download_artifacts(
@@ -60,6 +64,10 @@ def test_fetch_model_over_http_equals_mlflows_download_without_importing_mlflow(
             )
         finally:
             mlflow.set_registry_uri("")
+            if before is None:
+                os.environ.pop("MLFLOW_REGISTRY_URI", None)
+            else:
+                os.environ["MLFLOW_REGISTRY_URI"] = before
         script = (
             "import sys; from pathlib import Path; "
             "from kubellm.serving.loading import fetch_model; "
