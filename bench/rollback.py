@@ -27,12 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,48 +42,6 @@ TARGET_S = 30.0
 NAME = "rollback-bench"
 
 
-@contextmanager
-def _gateway(cluster: object, workdir: Path) -> Iterator[tuple[str, str]]:
-    """`kubellm gateway` as a process; yields (url, admin url)."""
-    import httpx
-
-    from tests.e2e.conftest import free_port
-
-    port, admin = free_port(), free_port()
-    log = open(workdir / "gateway.log", "ab")  # noqa: SIM115 - owned by the process
-    command = [sys.executable, "-m", "kubellm", "gateway", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--admin-port", str(admin), "--hold-timeout", "240s"]
-    proc = subprocess.Popen(
-        command,
-        env=cluster.env(),  # type: ignore[attr-defined]
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    url, admin_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the gateway exited; see {workdir / 'gateway.log'}")
-            try:
-                if httpx.get(admin_url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not become ready")
-            time.sleep(0.5)
-        yield url, admin_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="rollbacks measured")
@@ -94,7 +50,7 @@ def main() -> int:
 
     from localkube.testing.localkube import local_cluster
     from localkube.testing.mlflow import mlflow_server
-    from tests.e2e.conftest import Operator, System, e2e_manifest
+    from tests.e2e.conftest import Operator, System, e2e_manifest, gateway_process
     from tests.e2e.test_rollback import (
         Clients,
         break_release,
@@ -115,7 +71,8 @@ def main() -> int:
         cluster.kubectl(
             "wait", "--for=condition=Established", "crd/llms.kubellm.dev", "--timeout=30s"
         )
-        gateway_url, admin_url = stack.enter_context(_gateway(cluster, work))
+        gw = stack.enter_context(gateway_process(cluster, work))
+        gateway_url, admin_url = gw.url, gw.admin_url
         operator = Operator(cluster, mlflow_url, work / "operator.log")
         operator.extra_env["KUBELLM_GATEWAY_DEMAND_URL"] = admin_url + "/demand"
         operator.start()

@@ -17,6 +17,7 @@ enforces the chart's rules on every call it makes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -452,13 +453,12 @@ class Gateway:
             return False
 
 
-@pytest.fixture(scope="session")
-def gateway(e2e_system: System) -> Iterator[Gateway]:
-    """`kubellm gateway` as a process for the session (its figures are per LLM, and each
-    module's LLMs are its own), and the operator restarted to read its demand."""
-    system = e2e_system
+@contextlib.contextmanager
+def gateway_process(cluster: Cluster, workdir: Path) -> Iterator[Gateway]:
+    """`kubellm gateway` as a process in front of `cluster`'s LLMs, ready when yielded;
+    its log in ``workdir/gateway.log``. Also what bench/rollback.py runs."""
     port, admin = free_port(), free_port()
-    log = open(system.workdir / "gateway.log", "ab")  # noqa: SIM115 - owned by the process
+    log = open(workdir / "gateway.log", "ab")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -474,26 +474,41 @@ def gateway(e2e_system: System) -> Iterator[Gateway]:
             "--hold-timeout",
             "240s",
         ],
-        env=system.cluster.env(),
+        env=cluster.env(),
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
     gw = Gateway(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", proc)
     try:
-        system.wait_for("the gateway to be ready", gw.ready, 60, 0.5)
-        system.operator.stop()
-        system.operator.extra_env["KUBELLM_GATEWAY_DEMAND_URL"] = gw.admin_url + "/demand"
-        system.operator.start()
+        deadline = time.monotonic() + 60
+        while not gw.ready():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not become ready; see {workdir}/gateway.log")
+            time.sleep(0.5)
         yield gw
     finally:
-        system.operator.extra_env.pop("KUBELLM_GATEWAY_DEMAND_URL", None)
         proc.terminate()
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def gateway(e2e_system: System) -> Iterator[Gateway]:
+    """`kubellm gateway` as a process for the session (its figures are per LLM, and each
+    module's LLMs are its own), and the operator restarted to read its demand."""
+    system = e2e_system
+    with gateway_process(system.cluster, system.workdir) as gw:
+        system.operator.stop()
+        system.operator.extra_env["KUBELLM_GATEWAY_DEMAND_URL"] = gw.admin_url + "/demand"
+        system.operator.start()
+        try:
+            yield gw
+        finally:
+            system.operator.extra_env.pop("KUBELLM_GATEWAY_DEMAND_URL", None)
 
 
 def kubectl_table(text: str) -> dict[str, str]:
